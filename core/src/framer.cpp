@@ -1,0 +1,506 @@
+#include "pickleway/framer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+
+#include "python_repr.hpp"
+
+namespace pickleway {
+namespace {
+
+// What the framer does with an opcode besides stepping over it.
+enum class action : std::uint8_t {
+  invalid,       // the byte is no opcode
+  plain,         // changes the stack in a way the framer does not follow
+  keep,          // leaves the stack alone
+  stop,
+  proto,
+  frame,
+  push_string,   // a UTF-8 string constant (STACK_GLOBAL operand candidate)
+  push_text,     // UNICODE: a constant when it holds no escape
+  memoize,
+  put,
+  get,
+  global,        // GLOBAL, INST: module and name as two text lines
+  stack_global,
+};
+
+constexpr action action_of(op code) {
+  switch (code) {
+    case op::STOP: return action::stop;
+    case op::PROTO: return action::proto;
+    case op::FRAME: return action::frame;
+    case op::SHORT_BINUNICODE: case op::BINUNICODE: case op::BINUNICODE8:
+      return action::push_string;
+    case op::UNICODE: return action::push_text;
+    case op::MEMOIZE: return action::memoize;
+    case op::PUT: case op::BINPUT: case op::LONG_BINPUT: return action::put;
+    case op::GET: case op::BINGET: case op::LONG_BINGET: return action::get;
+    case op::GLOBAL: case op::INST: return action::global;
+    case op::STACK_GLOBAL: return action::stack_global;
+    default: return action::plain;
+  }
+}
+
+// The opcode table, re-indexed by byte and cut down to what the hot loop reads.
+struct step {
+  arg_kind arg = arg_kind::none;
+  action act = action::invalid;
+  std::uint8_t proto = 0;
+};
+
+constexpr std::array<step, 256> steps = [] {
+  std::array<step, 256> s{};
+  for (const auto& row : opcode_table)
+    s[static_cast<std::uint8_t>(row.code)] = {row.arg, action_of(row.code), row.proto};
+  return s;
+}();
+
+std::uint64_t load_le(const std::uint8_t* p, int width) {
+  std::uint64_t v = 0;
+  for (int i = width - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+bool is_protocol_marker(const std::uint8_t* p) {
+  return p[0] == static_cast<std::uint8_t>(op::PROTO) && p[1] >= 2 &&
+         p[1] <= highest_protocol;
+}
+
+// A text argument without its '\n' and an optional '\r' before it (a CRLF
+// writer's; the newline filter removes it, the framer must not choke on it).
+std::string_view text_line(const std::uint8_t* begin, const std::uint8_t* nl) {
+  std::string_view s(reinterpret_cast<const char*>(begin),
+                     static_cast<std::size_t>(nl - begin));
+  if (!s.empty() && s.back() == '\r') s.remove_suffix(1);
+  return s;
+}
+
+bool is_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(),
+                                   [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string_view strip_sign(std::string_view s) {
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+  return s;
+}
+
+// Whether a text argument reads as CPython reads it.
+bool text_argument_is_valid(arg_kind kind, std::string_view s) {
+  switch (kind) {
+    case arg_kind::decimalnl_short:
+      return is_digits(strip_sign(s));
+    case arg_kind::decimalnl_long:
+      if (!s.empty() && s.back() == 'L') s.remove_suffix(1);
+      return is_digits(strip_sign(s));
+    case arg_kind::floatnl: {
+      const std::string_view body = s.substr(!s.empty() && s[0] == '+');
+      double value;
+      const auto [end, ec] =
+          std::from_chars(body.data(), body.data() + body.size(), value);
+      // Out of range still reads in Python (as inf or 0.0).
+      return end == body.data() + body.size() &&
+             (ec == std::errc{} || ec == std::errc::result_out_of_range) &&
+             !body.empty();
+    }
+    case arg_kind::stringnl:
+      return s.size() >= 2 && (s[0] == '\'' || s[0] == '"') && s.back() == s[0];
+    case arg_kind::stringnl_noescape:  // PERSID: CPython requires ASCII
+      return std::all_of(s.begin(), s.end(),
+                         [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    default:
+      return true;
+  }
+}
+
+// A memo key written in text (GET, PUT).
+bool parse_memo_key(std::string_view s, std::uint64_t& key) {
+  if (!is_digits(s)) return false;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), key);
+  return ec == std::errc{} && end == s.data() + s.size();
+}
+
+}  // namespace
+
+std::string framing_error::describe() const {
+  std::string out = "offset " + std::to_string(offset) + ": " +
+                    make_error_code(code).message();
+  if (opcode >= 0) {
+    const opcode_info* info = find_opcode(static_cast<std::uint8_t>(opcode));
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%02x", opcode);
+    out += info ? " in " + std::string(info->name) : std::string(" ") + hex;
+  }
+  if (!detail.empty()) out += " (" + detail + ")";
+  return out;
+}
+
+framer::framer(framer_options options) : options_(options) {
+  options_.max_message = std::min(options_.max_message, largest_max_message);
+}
+
+frame_status framer::next(bytes_view data) {
+  if (error_.code != errc::ok) return frame_status::error;
+  if (!in_message_) return start_message(data);
+  return parse(data);
+}
+
+frame_status framer::finish(bytes_view data) {
+  if (error_.code != errc::ok) return frame_status::error;
+  if (data.empty()) return frame_status::end;
+  // A lone 0x80 is the start of a PROTO marker cut short, not stray bytes.
+  const bool maybe_stray =
+      in_message_ ? tentative_
+                  : data[0] != static_cast<std::uint8_t>(op::PROTO) && !protocol01_stream_;
+  if (maybe_stray) {
+    in_message_ = false;
+    tentative_ = false;
+    return divert_stray(data, true);
+  }
+  const std::uint64_t begin = stream_offset_;
+  const char* unit = data.size() == 1 ? " byte" : " bytes";
+  return fail(errc::truncated_message, data.size(), -1,
+              std::to_string(data.size()) + unit + " lost of a message that began at offset " +
+                  std::to_string(begin));
+}
+
+frame_status framer::start_message(bytes_view data) {
+  if (data.empty()) return want(1);
+  const bool proto = data[0] == static_cast<std::uint8_t>(op::PROTO);
+  if (proto && data.size() < 2) return want(2);
+  const bool marker = proto && is_protocol_marker(data.data());
+  reset_message();
+  in_message_ = true;
+  // Where no PROTO marker opens a message, the bytes may be stray text (a
+  // `print`): unless the stream has shown itself to be protocol 0/1, they
+  // count as a message only if they parse as one.
+  tentative_ = !marker && !protocol01_stream_;
+  info_.starts_with_proto = marker;
+  return parse(data);
+}
+
+void framer::reset_message() {
+  pos_ = scan_from_ = pair_split_ = frame_end_ = 0;
+  max_proto_ = 0;
+  declared_proto_ = -1;
+  top_[0] = top_[1] = unknown_value;
+  memo_.clear();
+  if (!sparse_memo_.empty()) sparse_memo_.clear();
+  memo_count_ = 0;
+  globals_.clear();
+  info_.opcode_count = 0;
+  info_.undefined_memo_uses = 0;
+  info_.first_undefined_memo_use.reset();
+  info_.globals.clear();
+  info_.line_ends.clear();
+  info_.frames.clear();
+}
+
+frame_status framer::parse(bytes_view data) {
+  const std::uint8_t* const base = data.data();
+  const std::size_t size = data.size();
+  const std::size_t max = options_.max_message;
+  std::size_t pos = pos_;
+  std::size_t count = info_.opcode_count;
+
+  // Saves the resume point and asks for `total` bytes (or fails when a
+  // message that long would exceed max_message).
+  const auto need = [&](std::size_t total) {
+    pos_ = pos;
+    info_.opcode_count = count;
+    if (total > max)
+      return reject(data, errc::message_too_large, pos, base[pos],
+                    "needs " + std::to_string(total) + " bytes, max_message is " +
+                        std::to_string(max));
+    return want(total);
+  };
+  // Finds the '\n' ending a text line that starts at `from`.
+  const auto find_newline = [&](std::size_t from) -> const std::uint8_t* {
+    const std::size_t end = std::min(size, max);
+    if (from >= end) return nullptr;
+    return static_cast<const std::uint8_t*>(std::memchr(base + from, '\n', end - from));
+  };
+
+  for (;;) {
+    if (pos >= size) return need(pos + 1);
+    const std::uint8_t code = base[pos];
+    const step s = steps[code];
+    std::size_t arg = pos + 1;   // where the argument (or payload) starts
+    std::size_t end;             // one past the opcode and its argument
+
+    if (s.act == action::invalid) {
+      pos_ = pos;
+      return reject(data, errc::unknown_opcode, pos, code, {});
+    }
+    if (const int fixed = fixed_width(s.arg)) {
+      end = arg + static_cast<std::size_t>(fixed);
+    } else if (const int width = length_prefix_width(s.arg)) {
+      if (arg + static_cast<std::size_t>(width) > size)
+        return need(arg + static_cast<std::size_t>(width));
+      std::uint64_t length = load_le(base + arg, width);
+      if (has_signed_length(s.arg) && (length & 0x8000'0000u)) {
+        pos_ = pos;
+        return reject(data, errc::bad_length, pos, code,
+                      std::to_string(static_cast<std::int32_t>(length)));
+      }
+      arg += static_cast<std::size_t>(width);
+      if (length > max) return need(max + 1);  // also guards the sum below
+      end = arg + static_cast<std::size_t>(length);
+    } else if (is_text(s.arg)) {
+      // scan_from_ remembers how far the current line was searched, so a
+      // long line arriving in pieces is scanned once.
+      std::size_t line = arg;
+      if (s.arg == arg_kind::stringnl_noescape_pair) {
+        if (pair_split_ == 0) {
+          const std::uint8_t* nl = find_newline(std::max(arg, scan_from_));
+          if (!nl) {
+            scan_from_ = std::min(size, max);
+            return need(scan_from_ + 1);
+          }
+          pair_split_ = static_cast<std::size_t>(nl - base) + 1;
+          scan_from_ = 0;
+        }
+        line = pair_split_;
+      }
+      const std::uint8_t* nl = find_newline(std::max(line, scan_from_));
+      if (!nl) {
+        scan_from_ = std::max(line, std::min(size, max));
+        return need(std::min(size, max) + 1);
+      }
+      end = static_cast<std::size_t>(nl - base) + 1;
+    } else {
+      end = arg;
+    }
+    if (end > size) return need(end);
+    if (end > max) return need(end);
+    if (pos < frame_end_ && end > frame_end_) {
+      pos_ = pos;
+      return reject(data, errc::frame_misaligned, pos, code,
+                    "an opcode crosses the end of the FRAME at " +
+                        std::to_string(frame_end_));
+    }
+    ++count;
+    max_proto_ = std::max<int>(max_proto_, s.proto);
+
+    const std::size_t split = pair_split_;  // start of a pair's second line
+    if (is_text(s.arg)) {
+      scan_from_ = pair_split_ = 0;
+      if (s.arg == arg_kind::stringnl_noescape_pair) {
+        info_.line_ends.push_back(static_cast<std::uint32_t>(split - 1));
+      } else if (!text_argument_is_valid(s.arg, text_line(base + arg, base + end - 1))) {
+        pos_ = pos;
+        return reject(data, errc::bad_text_argument, pos, code,
+                      preview(data.subspan(arg, end - arg)));
+      }
+      info_.line_ends.push_back(static_cast<std::uint32_t>(end - 1));
+    }
+
+    switch (s.act) {
+      case action::invalid:
+      case action::keep:
+        break;
+      case action::plain:
+        top_[0] = top_[1] = unknown_value;
+        break;
+      case action::stop:
+        info_.opcode_count = count;
+        if (frame_end_ > end) {
+          pos_ = pos;
+          return reject(data, errc::frame_misaligned, pos, code,
+                        "the message ends inside the FRAME that ends at " +
+                            std::to_string(frame_end_));
+        }
+        return complete(data, end);
+      case action::proto:
+        if (base[arg] > highest_protocol) {
+          pos_ = pos;
+          return reject(data, errc::unsupported_protocol, pos, code,
+                        std::to_string(base[arg]));
+        }
+        declared_proto_ = base[arg];
+        break;
+      case action::frame: {
+        if (pos < frame_end_) {
+          pos_ = pos;
+          return reject(data, errc::frame_misaligned, pos, code,
+                        "a FRAME begins inside the FRAME that ends at " +
+                            std::to_string(frame_end_));
+        }
+        const std::uint64_t length = load_le(base + arg, 8);
+        if (length > max - end) return need(max + 1);
+        frame_end_ = end + static_cast<std::size_t>(length);
+        info_.frames.push_back(static_cast<std::uint32_t>(pos));
+        break;
+      }
+      case action::push_string:
+        push_value({static_cast<std::uint32_t>(arg), static_cast<std::uint32_t>(end - arg)});
+        break;
+      case action::push_text: {
+        const std::string_view text = text_line(base + arg, base + end - 1);
+        const bool escaped = text.find('\\') != std::string_view::npos;
+        push_value(escaped ? unknown_value
+                           : memo_slot{static_cast<std::uint32_t>(arg),
+                                       static_cast<std::uint32_t>(text.size())});
+        break;
+      }
+      case action::memoize:
+        define_memo(memo_count_);
+        break;
+      case action::put:
+      case action::get: {
+        std::uint64_t key;
+        if (s.arg == arg_kind::decimalnl_short) {
+          if (!parse_memo_key(text_line(base + arg, base + end - 1), key)) {
+            pos_ = pos;
+            return reject(data, errc::bad_text_argument, pos, code,
+                          preview(data.subspan(arg, end - arg)));
+          }
+        } else {
+          key = load_le(base + arg, fixed_width(s.arg));
+        }
+        if (s.act == action::put) {
+          define_memo(key);
+        } else if (!use_memo(key, pos)) {
+          pos_ = pos;
+          info_.opcode_count = count;
+          return reject(data, errc::undefined_memo, pos, code,
+                        "memo key " + std::to_string(key) +
+                            "; was the Pickler reused without clear_memo()?");
+        }
+        break;
+      }
+      case action::global: {
+        const std::string_view module = text_line(base + arg, base + split - 1);
+        const std::string_view name = text_line(base + split, base + end - 1);
+        globals_.push_back(
+            {static_cast<std::uint32_t>(pos), static_cast<op>(code),
+             {static_cast<std::uint32_t>(arg), static_cast<std::uint32_t>(module.size())},
+             {static_cast<std::uint32_t>(split), static_cast<std::uint32_t>(name.size())}});
+        top_[0] = top_[1] = unknown_value;
+        break;
+      }
+      case action::stack_global:
+        globals_.push_back({static_cast<std::uint32_t>(pos), op::STACK_GLOBAL, top_[1], top_[0]});
+        top_[0] = top_[1] = unknown_value;
+        break;
+    }
+    pos = end;
+  }
+}
+
+void framer::push_value(memo_slot value) {
+  top_[1] = top_[0];
+  top_[0] = value;
+}
+
+void framer::define_memo(std::uint64_t key) {
+  // Keys arrive in order from MEMOIZE and from Python's PUTs; a key far
+  // beyond the dense range (hand-made or hostile) goes to the sparse map so
+  // that one opcode cannot make the framer allocate a huge array.
+  constexpr std::uint64_t dense_reach = 4096;
+  const memo_slot value = top_[0];
+  if (key < memo_.size()) {
+    memo_count_ += memo_[key].length == memo_undefined;
+    memo_[key] = value;
+  } else if (key < memo_.size() + dense_reach) {
+    memo_.resize(static_cast<std::size_t>(key), memo_slot{0, memo_undefined});
+    memo_.push_back(value);
+    ++memo_count_;
+  } else {
+    memo_count_ += sparse_memo_.insert_or_assign(key, value).second;
+  }
+}
+
+bool framer::use_memo(std::uint64_t key, std::size_t at) {
+  memo_slot value{0, memo_undefined};
+  if (key < memo_.size()) {
+    value = memo_[key];
+  } else if (!sparse_memo_.empty()) {
+    if (const auto it = sparse_memo_.find(key); it != sparse_memo_.end())
+      value = it->second;
+  }
+  if (value.length == memo_undefined) {
+    if (++info_.undefined_memo_uses == 1)
+      info_.first_undefined_memo_use = memo_use{static_cast<std::uint32_t>(at), key};
+    if (options_.memo == memo_policy::error) return false;
+    value = unknown_value;
+  }
+  push_value(value);
+  return true;
+}
+
+frame_status framer::complete(bytes_view data, std::size_t size) {
+  const auto view = [&](memo_slot s) {
+    return std::string_view(reinterpret_cast<const char*>(data.data()) + s.offset, s.length);
+  };
+  const auto is_string = [](memo_slot s) { return s.length < memo_not_string; };
+  for (const pending_global& g : globals_) {
+    const bool resolved = is_string(g.module) && is_string(g.name);
+    info_.globals.push_back({g.offset, g.opcode, resolved,
+                             resolved ? view(g.module) : std::string_view{},
+                             resolved ? view(g.name) : std::string_view{}});
+  }
+  info_.stream_offset = stream_offset_;
+  info_.size = size;
+  info_.protocol = declared_proto_ >= 0 ? declared_proto_ : max_proto_;
+  info_.memo_defined = memo_count_;
+  protocol01_stream_ = !info_.starts_with_proto;
+  stream_offset_ += size;
+  in_message_ = false;
+  tentative_ = false;
+  return frame_status::message;
+}
+
+frame_status framer::want(std::size_t total) {
+  wanted_ = total;
+  return frame_status::need_more;
+}
+
+frame_status framer::reject(bytes_view data, errc code, std::size_t at, int opcode,
+                            std::string detail) {
+  if (!tentative_) return fail(code, at, opcode, std::move(detail));
+  // The first bytes of a stream that did not open with PROTO did not parse:
+  // they are stray bytes (a `print` before the first pickle), not a message.
+  in_message_ = false;
+  tentative_ = false;
+  const std::string as_pickle = framing_error{code, stream_offset_ + at, opcode, std::move(detail)}.describe();
+  const frame_status status = divert_stray(data, false);
+  if (status == frame_status::error) error_.detail += "; read as a pickle: " + as_pickle;
+  return status;
+}
+
+// Stray bytes run from data[0] through the end of their line, or up to the
+// next PROTO 2..5 marker, whichever comes first, and at most stray_limit
+// bytes, so that they are set aside alike however the stream is chunked.
+frame_status framer::divert_stray(bytes_view data, bool at_end) {
+  constexpr std::size_t stray_limit = 4096;
+  const std::size_t scan_end = std::min(data.size(), stray_limit);
+  std::size_t end = 0;
+  for (std::size_t i = 1; i < scan_end && end == 0; ++i) {
+    if (data[i] == '\n') {
+      end = i + 1;
+    } else if (data[i] == static_cast<std::uint8_t>(op::PROTO)) {
+      if (i + 1 == data.size() && !at_end) return want(i + 2);  // a marker, perhaps
+      if (i + 1 < data.size() && is_protocol_marker(&data[i])) end = i;
+    }
+  }
+  if (end == 0) {
+    if (data.size() < stray_limit && !at_end) return want(data.size() + 1);
+    end = scan_end;
+  }
+  if (options_.on_stray == stray_policy::error)
+    return fail(errc::stray_bytes, 0, -1, preview(data.first(end)));
+  stray_size_ = end;
+  stream_offset_ += end;
+  return frame_status::stray;
+}
+
+frame_status framer::fail(errc code, std::size_t at, int opcode, std::string detail) {
+  error_ = {code, stream_offset_ + at, opcode, std::move(detail)};
+  return frame_status::error;
+}
+
+}  // namespace pickleway
