@@ -44,6 +44,9 @@ import os
 import pickle
 import pickletools
 import random
+import shutil
+import struct
+import subprocess
 import sys
 import time
 import types
@@ -806,11 +809,15 @@ def dis_text(index, offset, message):
 
 
 def write_protocol(outdir, protocol, messages):
+    return write_stream(outdir, "p%d" % protocol, messages)
+
+
+def write_stream(outdir, stem, messages):
     offsets = message_offsets(messages)
     stream = b"".join(messages)
     check_split(stream, offsets, messages)
 
-    base = os.path.join(outdir, "p%d" % protocol)
+    base = os.path.join(outdir, stem)
     with open(base + ".pickles", "wb") as f:
         f.write(stream)
     with open(base + ".expected", "w", encoding="ascii", newline="\n") as f:
@@ -820,6 +827,39 @@ def write_protocol(outdir, protocol, messages):
         for index, (offset, message) in enumerate(zip(offsets, messages), 1):
             f.write(dis_text(index, offset, message))
     return len(stream)
+
+
+def find_python2():
+    """A python2.7 that runs, directly or through pyenv; None if there is none."""
+    candidates = []
+    if shutil.which("python2.7"):
+        candidates.append(([shutil.which("python2.7")], None))
+    if shutil.which("pyenv"):
+        bare = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True)
+        for version in bare.stdout.split():
+            if version.startswith("2.7"):
+                env = dict(os.environ, PYENV_VERSION=version)
+                candidates.append((["python2.7"], env))
+    for command, env in candidates:
+        if subprocess.run(command + ["-c", "pass"], env=env, capture_output=True).returncode == 0:
+            return command, env
+    return None
+
+
+def python2_messages():
+    """The messages tests/python/make_py2_pickles.py writes, or None."""
+    found = find_python2()
+    if found is None:
+        return None
+    command, env = found
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "make_py2_pickles.py")
+    data = subprocess.run(command + [script], env=env, capture_output=True, check=True).stdout
+    messages = []
+    while data:
+        (size,) = struct.unpack(">I", data[:4])
+        messages.append(data[4:4 + size])
+        data = data[4 + size:]
+    return messages
 
 
 def parse_args(argv):
@@ -843,6 +883,12 @@ def main(argv=None):
             raise AssertionError("protocol %d: only %d messages" % (protocol, len(messages)))
         size = write_protocol(args.outdir, protocol, messages)
         print("p%d: %d messages, %d stream bytes" % (protocol, len(messages), size))
+    legacy = python2_messages()
+    if legacy is None:
+        print("py2: skipped, no python2.7 on this machine")
+    else:
+        size = write_stream(args.outdir, "py2", legacy)
+        print("py2: %d messages from python2.7, %d stream bytes" % (len(legacy), size))
     print("done in %.1f s (python %s)" % (time.monotonic() - start, sys.version.split()[0]))
     return 0
 

@@ -21,13 +21,14 @@ struct expected_message {
 };
 
 struct protocol_corpus {
-  int protocol;
+  std::string name;  // "p0" .. "p5", or "py2" for Python 2.7's pickles
   std::vector<std::uint8_t> stream;        // pN.pickles
   std::vector<expected_message> messages;  // pN.expected (pickletools.genops)
   std::string dis;                         // pN.dis (pickletools.dis)
 };
 
-// The six corpora (protocols 0-5), generated once per test run.
+// The corpora of protocols 0-5 from python3, then Python 2.7's when a
+// python2.7 is installed; generated once per test process.
 const std::vector<protocol_corpus>& corpora();
 
 std::vector<std::uint8_t> read_file(const std::filesystem::path& path);
