@@ -212,7 +212,7 @@ frame_status framer::parse(bytes_view data) {
     pos_ = pos;
     info_.opcode_count = count;
     if (total > max)
-      return reject(data, errc::message_too_large, pos, base[pos],
+      return reject(data, errc::message_too_large, pos, pos < size ? base[pos] : -1,
                     "needs " + std::to_string(total) + " bytes, max_message is " +
                         std::to_string(max));
     return want(total);

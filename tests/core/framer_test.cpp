@@ -228,6 +228,12 @@ TEST_CASE("malformed input ends in an error naming the offset and the cause") {
     CHECK(r.error->code == errc::message_too_large);
     CHECK(r.error->offset == 2);
   }
+  SUBCASE("a message that reaches max_message without its STOP") {
+    const auto r = frame("N." + std::string(1024, 'N'), {.max_message = 1024});
+    REQUIRE(r.error);
+    CHECK(r.error->code == errc::message_too_large);
+    CHECK(r.error->offset == 1026);
+  }
   SUBCASE("a message of exactly max_message bytes passes") {
     const auto r = frame("I" + std::string(1021, '1') + "\n.", {.max_message = 1024});
     CHECK(sizes(r) == std::vector<std::size_t>{1024});
