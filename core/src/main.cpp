@@ -1,33 +1,168 @@
 // pickleway's command line.
+#include <algorithm>
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string_view>
+#include <vector>
 
+#include "config.hpp"
 #include "disassembler.hpp"
+#include "engine/engine.hpp"
+#include "plugin_registry.hpp"
 
 namespace {
 
+using namespace pickleway;
+
 constexpr std::string_view usage =
-    "usage: pickleway dis [FILE|-]   split a pickle stream into messages and\n"
-    "                                disassemble each (pickletools layout)\n";
+    "usage: pickleway run CONFIG.yaml [--session NAME]... [--stats SECONDS] [--plugin-path DIR]...\n"
+    "       pickleway check CONFIG.yaml [--plugin-path DIR]...\n"
+    "       pickleway plugins [--plugin-path DIR]...\n"
+    "       pickleway dis [FILE|-]\n";
 
 int bad_usage(std::string_view why) {
   std::cerr << "pickleway: " << why << "\n" << usage;
   return 2;
 }
 
-int run_dis(int argc, char** argv) {
-  if (argc > 3) return bad_usage("dis takes at most one FILE");
-  const std::string_view path = argc == 3 ? argv[2] : "-";
+struct command_line {
+  std::string command;
+  std::vector<std::string> positional;
+  std::vector<std::string> plugin_path;
+  std::vector<std::string> sessions;
+  std::optional<double> stats_seconds;
+};
+
+std::optional<command_line> parse(int argc, char** argv, std::string& error) {
+  command_line c;
+  c.command = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const auto value = [&]() -> const char* {
+      if (i + 1 >= argc) return nullptr;
+      return argv[++i];
+    };
+    if (arg == "--plugin-path" || arg == "--session" || arg == "--stats") {
+      const char* v = value();
+      if (!v) {
+        error = std::string(arg) + " needs a value";
+        return std::nullopt;
+      }
+      if (arg == "--plugin-path") c.plugin_path.emplace_back(v);
+      if (arg == "--session") c.sessions.emplace_back(v);
+      if (arg == "--stats") {
+        char* end = nullptr;
+        const double s = std::strtod(v, &end);
+        if (*end != '\0' || !(s > 0)) {
+          error = "--stats needs a number of seconds above 0";
+          return std::nullopt;
+        }
+        c.stats_seconds = s;
+      }
+    } else if (arg.starts_with("--") && arg != "-") {
+      error = "unknown option " + std::string(arg);
+      return std::nullopt;
+    } else {
+      c.positional.emplace_back(arg);
+    }
+  }
+  return c;
+}
+
+// Loads the plugins on the search path, warning of the files it skips.
+void load_plugins(plugin_registry& registry, const command_line& c,
+                  const std::vector<std::string>& config_paths,
+                  const std::filesystem::path& config_dir) {
+  for (const auto& dir : plugin_search_path(c.plugin_path, config_paths, config_dir))
+    registry.load_directory(dir);
+  for (const auto& w : registry.warnings()) std::cerr << "pickleway: warning: " << w << "\n";
+}
+
+int run_plugins(const command_line& c) {
+  if (!c.positional.empty()) return bad_usage("plugins takes no arguments");
+  plugin_registry registry;
+  load_plugins(registry, c, {}, {});
+  for (const auto& p : registry.plugins())
+    std::cout << to_string(p.descriptor->kind) << "\t" << p.descriptor->name << "\t"
+              << p.descriptor->version << "\t" << p.file.string() << "\n";
+  return 0;
+}
+
+std::string framing_text(const framing_config& f) {
+  std::string s = f.kind == framing_kind::pickle ? "framing=pickle" : "framing=length";
+  s += " max_message=" + std::to_string(f.pickle.max_message);
+  if (f.kind == framing_kind::pickle) {
+    s += f.pickle.on_stray == stray_policy::divert ? " on_stray=divert" : " on_stray=error";
+    s += f.pickle.memo == memo_policy::allow ? " memo=allow" : " memo=error";
+  }
+  return s;
+}
+
+// Loads and checks a config; prints the error and returns nullopt on failure.
+std::optional<config> load(const command_line& c, plugin_registry& registry) {
+  try {
+    const config_document doc(c.positional[0]);
+    load_plugins(registry, c, doc.plugin_path(), doc.directory());
+    return doc.build(registry);
+  } catch (const config_error& e) {
+    std::cerr << e.what() << "\n";
+    return std::nullopt;
+  }
+}
+
+int run_check(const command_line& c) {
+  if (c.positional.size() != 1) return bad_usage("check takes one CONFIG.yaml");
+  plugin_registry registry;
+  const auto cfg = load(c, registry);
+  if (!cfg) return 2;
+  for (const auto& s : cfg->sessions) {
+    std::cout << "session " << s.name << "\n"
+              << "  a: " << s.a.endpoint->describe() << " " << framing_text(s.a.framing) << "\n";
+    std::string chain;
+    for (const auto& f : s.filters) chain += (chain.empty() ? "" : " -> ") + f.factory->describe();
+    std::cout << "  filters a>b: " << (chain.empty() ? "(none)" : chain) << "\n"
+              << "  b: " << s.b.endpoint->describe() << " " << framing_text(s.b.framing) << "\n";
+    if (s.a.endpoint->listens() || s.b.endpoint->listens())
+      std::cout << "  max_instances: " << s.max_instances << "\n";
+  }
+  std::cout << "ok: " << cfg->sessions.size() << " session(s)\n";
+  return 0;
+}
+
+int run_run(const command_line& c) {
+  if (c.positional.size() != 1) return bad_usage("run takes one CONFIG.yaml");
+  plugin_registry registry;
+  auto cfg = load(c, registry);
+  if (!cfg) return 2;
+  if (!c.sessions.empty()) {
+    std::vector<session_config> chosen;
+    for (const auto& name : c.sessions) {
+      const auto it = std::find_if(cfg->sessions.begin(), cfg->sessions.end(),
+                                   [&](const session_config& s) { return s.name == name; });
+      if (it == cfg->sessions.end()) return bad_usage("no session named '" + name + "' in the config");
+      chosen.push_back(std::move(*it));
+      cfg->sessions.erase(it);
+    }
+    cfg->sessions = std::move(chosen);
+  }
+  engine e(std::move(*cfg), c.stats_seconds);
+  return e.run();
+}
+
+int run_dis(const command_line& c) {
+  if (c.positional.size() > 1) return bad_usage("dis takes at most one FILE");
+  const std::string path = c.positional.empty() ? "-" : c.positional[0];
   std::ios::sync_with_stdio(false);
-  if (path == "-") return pickleway::disassemble_stream(std::cin, std::cout, std::cerr);
-  std::ifstream file{std::string(path), std::ios::binary};
+  if (path == "-") return disassemble_stream(std::cin, std::cout, std::cerr);
+  std::ifstream file(path, std::ios::binary);
   if (!file) {
     std::cerr << "pickleway dis: cannot open " << path << ": " << std::strerror(errno) << "\n";
     return 2;
   }
-  return pickleway::disassemble_stream(file, std::cout, std::cerr);
+  return disassemble_stream(file, std::cout, std::cerr);
 }
 
 }  // namespace
@@ -35,10 +170,18 @@ int run_dis(int argc, char** argv) {
 int main(int argc, char** argv) {
   if (argc < 2) return bad_usage("a command is required");
   const std::string_view command = argv[1];
-  if (command == "dis") return run_dis(argc, argv);
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << usage;
     return 0;
   }
+  std::string error;
+  const auto c = parse(argc, argv, error);
+  if (!c) return bad_usage(error);
+  // A peer that went away is an error on that stream, never a signal.
+  std::signal(SIGPIPE, SIG_IGN);
+  if (command == "dis") return run_dis(*c);
+  if (command == "plugins") return run_plugins(*c);
+  if (command == "check") return run_check(*c);
+  if (command == "run") return run_run(*c);
   return bad_usage("unknown command '" + std::string(command) + "'");
 }

@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
-"""The demo's producer: writes a few pickles to stdout, the way a Python
-process talking down a pipe does (one fresh Pickler per message, a flush
-after each), across the protocols a real stream may mix."""
+"""The demo's producer: sends a few objects down its pickleway channel and
+prints each reply the consumer sends back."""
 import collections
 import datetime
-import pickle
+import decimal
+import os
 import sys
 
-MESSAGES = [
-    (0, {"greeting": "hello", "n": 1}),
-    (2, ["a list", 2.5, None, True]),
-    (4, collections.OrderedDict(city="Zürich", when=datetime.date(2026, 11, 26))),
-    (5, {"payload": b"\r\n binary bytes stay untouched \x00", "set": {1, 2, 3}}),
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pickleway_io  # noqa: E402
+
+OBJECTS = [
+    {"greeting": "hello from the producer", "n": 1},
+    ["a list", 2.5, None, True, b"\r\n bytes pass untouched \x00"],
+    collections.OrderedDict(city="Zürich", when=datetime.date(2026, 11, 26)),
+    {"price": decimal.Decimal("9.99"), "tags": {"fresh", "local"}},
 ]
 
-out = sys.stdout.buffer
-for protocol, obj in MESSAGES:
-    pickle.Pickler(out, protocol).dump(obj)
-    out.flush()
+channel = pickleway_io.channel()
+for obj in OBJECTS:
+    print("producer sends   ", repr(obj), flush=True)  # goes to stderr, not the stream
+    channel.send(obj)
+    reply = channel.recv()
+    print("producer receives", repr(reply), flush=True)
+channel.close()

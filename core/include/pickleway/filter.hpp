@@ -1,0 +1,81 @@
+// Filter plugins: they see each whole message on its way from one endpoint
+// to the other.
+//
+// The chain belongs to the core: a filter never calls the next one. a->b
+// runs the session's filters in list order, b->a in reverse, so the filter
+// nearest an endpoint is the first to see what comes from it and the last
+// to touch what goes to it. Calls come from the core's event loop thread and
+// must not block; one that throws ends its instance with the text.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "pickleway/framer.hpp"
+#include "pickleway/options.hpp"
+#include "pickleway/transport.hpp"
+
+namespace pickleway {
+
+enum class direction : std::uint8_t { a_to_b, b_to_a };
+
+constexpr std::string_view to_string(direction d) { return d == direction::a_to_b ? "a>b" : "b>a"; }
+
+// One message as a filter sees it.
+class message {
+ public:
+  message(bytes_view bytes, std::uint64_t sequence) : bytes_(bytes), sequence_(sequence) {}
+
+  bytes_view bytes() const { return replaced_ ? bytes_view(*replaced_) : bytes_; }
+  std::uint64_t sequence() const { return sequence_; }  // 1, 2, ... per direction
+
+  // Gives the message new bytes; later filters and the endpoint see them.
+  void replace(std::vector<std::uint8_t> bytes) { replaced_ = std::move(bytes); }
+  bool replaced() const { return replaced_.has_value(); }
+  std::vector<std::uint8_t> take_replacement() { return std::move(*replaced_); }
+
+ private:
+  bytes_view bytes_;
+  std::uint64_t sequence_;
+  std::optional<std::vector<std::uint8_t>> replaced_;
+};
+
+enum class filter_result : std::uint8_t {
+  pass,  // go on with the (possibly replaced) message
+  drop,  // the message goes no further; the instance goes on
+  fail,  // the instance ends with the error the filter gave
+};
+
+// A filter's state for one instance.
+class filter {
+ public:
+  virtual ~filter() = default;
+  virtual filter_result on_message(direction d, message& m, std::string& error) = 0;
+  // The stream in direction `d` has ended cleanly; nothing follows.
+  virtual filter_result on_end(direction, std::string&) { return filter_result::pass; }
+};
+
+// How the endpoints on either side of the chain frame their streams, for
+// filters that depend on it (compress needs a length-framed b side).
+enum class framing_kind : std::uint8_t { pickle, length };
+struct chain_context {
+  framing_kind a_framing = framing_kind::pickle;
+  framing_kind b_framing = framing_kind::pickle;
+};
+
+// One configured filter: made once from validated options, then asked for
+// a fresh filter per instance.
+class filter_factory {
+ public:
+  virtual ~filter_factory() = default;
+  // Refuses a chain the filter cannot work in; nullopt when fine.
+  virtual std::optional<option_error> check(const chain_context&) const { return std::nullopt; }
+  virtual std::unique_ptr<filter> make(const open_context& context) = 0;
+  virtual std::string describe() const = 0;  // "compress codec=zstd level=3"
+};
+
+}  // namespace pickleway

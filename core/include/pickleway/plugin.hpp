@@ -1,0 +1,71 @@
+// What a plugin library exports: one descriptor, through Boost.DLL.
+//
+//   #include <pickleway/plugin.hpp>
+//   static std::unique_ptr<pickleway::transport> make(const pickleway::option_values&,
+//                                                     pickleway::option_error&);
+//   PICKLEWAY_TRANSPORT_PLUGIN("tcp", "1.0.0", "TCP and TLS", tcp_options, make)
+//
+// The core loads every library on its plugin search path, reads the
+// descriptor's abi_version first, and refuses a library built against
+// another one. Libraries stay loaded until the process exits, so nothing a
+// plugin made can outlive its code.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include <boost/dll/alias.hpp>
+
+#include "pickleway/filter.hpp"
+#include "pickleway/options.hpp"
+#include "pickleway/transport.hpp"
+
+namespace pickleway {
+
+// Bumped on any change to the public headers that changes their ABI.
+inline constexpr std::uint32_t abi_version = 1;
+
+enum class plugin_kind : std::uint32_t { transport = 1, filter = 2 };
+
+using make_transport_fn = std::unique_ptr<transport> (*)(const option_values&, option_error&);
+using make_filter_fn = std::unique_ptr<filter_factory> (*)(const option_values&, option_error&);
+
+// A factory refuses bad options by returning nullptr with `option_error`
+// filled; one that throws is refused alike, with the exception's text.
+struct plugin_descriptor {
+  std::uint32_t abi_version;  // first, and never moved: read before the rest
+  plugin_kind kind;
+  const char* name;
+  const char* version;
+  const char* description;
+  std::span<const option_spec> options;
+  make_transport_fn make_transport;  // for kind transport
+  make_filter_fn make_filter;        // for kind filter
+};
+
+// The exported symbol's name and type.
+inline constexpr const char* plugin_symbol = "pickleway_plugin";
+using plugin_entry_fn = const plugin_descriptor* ();
+
+}  // namespace pickleway
+
+// Defines and exports the descriptor of this library.
+#define PICKLEWAY_PLUGIN_(kind_, name_, version_, description_, options_, transport_, filter_) \
+  namespace pickleway_plugin_export {                                                           \
+  inline const ::pickleway::plugin_descriptor* describe() {                                     \
+    static const ::pickleway::plugin_descriptor descriptor{                                     \
+        ::pickleway::abi_version, kind_, name_, version_, description_, options_,                \
+        transport_, filter_};                                                                   \
+    return &descriptor;                                                                         \
+  }                                                                                             \
+  }                                                                                             \
+  BOOST_DLL_ALIAS(pickleway_plugin_export::describe, pickleway_plugin)
+
+#define PICKLEWAY_TRANSPORT_PLUGIN(name, version, description, options, make)                \
+  PICKLEWAY_PLUGIN_(::pickleway::plugin_kind::transport, name, version, description, options, \
+                    make, nullptr)
+
+#define PICKLEWAY_FILTER_PLUGIN(name, version, description, options, make)                    \
+  PICKLEWAY_PLUGIN_(::pickleway::plugin_kind::filter, name, version, description, options,     \
+                    nullptr, make)

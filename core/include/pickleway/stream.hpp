@@ -1,0 +1,82 @@
+// A byte stream a transport opened: what the core's session reads from and
+// writes to.
+//
+// Streams are non-blocking and expose the descriptors to wait on, so the
+// core's one event loop drives every transport alike, and plugins need no
+// Asio (nor share its state across library boundaries). Every call is made
+// from the core's event loop thread and must not block. A call that throws
+// ends its instance with the exception's text; nothing else is harmed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+
+namespace pickleway {
+
+enum class io_status : std::uint8_t {
+  done,         // `bytes` moved (> 0)
+  would_block,  // wait until `wait_handle` is ready for `wait_writable`
+  eof,          // read: the peer closed its writing side
+  failed,       // `error` says why
+};
+
+struct io_result {
+  io_status status = io_status::done;
+  std::size_t bytes = 0;
+  std::error_code error;
+  // For would_block: what to wait on. A TLS stream may need to write in
+  // order to read, hence not always the call's own direction.
+  int wait_handle = -1;
+  bool wait_writable = false;
+
+  static io_result moved(std::size_t n) { return {io_status::done, n, {}, -1, false}; }
+  static io_result blocked(int handle, bool writable) {
+    return {io_status::would_block, 0, {}, handle, writable};
+  }
+  static io_result end() { return {io_status::eof, 0, {}, -1, false}; }
+  static io_result failure(std::error_code e) { return {io_status::failed, 0, e, -1, false}; }
+};
+
+// A child process behind a stream (spawn): its exit is part of the
+// session's outcome, and shutdown must end it.
+class child_process {
+ public:
+  virtual ~child_process() = default;
+  // Readable once the child has exited (a pidfd).
+  virtual int exit_handle() const = 0;
+  // After exit_handle() became readable: reaps the child; "" for a clean
+  // exit (status 0), else why not ("exited with status 3", "killed by
+  // SIGKILL"). Until the child has exited: nullopt.
+  virtual std::optional<std::string> reap() = 0;
+  virtual void terminate() = 0;  // SIGTERM
+  virtual void kill() = 0;       // SIGKILL
+};
+
+class byte_stream {
+ public:
+  virtual ~byte_stream() = default;  // closes whatever is still open
+
+  // Reads at most into.size() bytes.
+  virtual io_result read(std::span<std::uint8_t> into) = 0;
+  // Writes at most from.size() bytes.
+  virtual io_result write(std::span<const std::uint8_t> from) = 0;
+  // No more writes: the peer reads EOF (shutdown(SHUT_WR), or the write
+  // pipe closed). Reading goes on.
+  virtual std::error_code close_write() = 0;
+
+  // Which directions exist: a FIFO endpoint may have only one.
+  virtual bool can_read() const { return true; }
+  virtual bool can_write() const { return true; }
+
+  // The child behind the stream, if any; owned by the stream.
+  virtual child_process* child() { return nullptr; }
+
+  // For messages: "pid 1234", "127.0.0.1:40312", "/run/x.sock".
+  virtual std::string peer() const { return {}; }
+};
+
+}  // namespace pickleway

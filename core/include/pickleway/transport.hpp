@@ -1,0 +1,102 @@
+// Transport plugins: they open endpoints; the core's session code does the
+// rest (reads, frames, filters, writes).
+//
+// Calls come from the core's event loop thread and must not block; one that
+// throws ends its instance (or, for a listener, its session) with the text.
+// Opening takes time (a connect that retries, a TLS handshake), so it is a
+// step function the core calls again whenever what it waits for is ready.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "pickleway/stream.hpp"
+
+namespace pickleway {
+
+// Where the core reports lines a transport wants logged (a child's stderr
+// with `stderr: log`). Valid while the instance that was given it lives.
+class log_sink {
+ public:
+  virtual ~log_sink() = default;
+  virtual void line(std::string_view text) = 0;
+};
+
+// What the core says of the instance an endpoint is opened for.
+struct open_context {
+  std::string session;    // the session's name
+  std::uint64_t instance = 0;
+  log_sink* log = nullptr;
+};
+
+// One step of opening: the stream, a wait, or a failure.
+struct open_step {
+  enum class kind : std::uint8_t { ready, wait, failed };
+  kind what = kind::failed;
+  std::unique_ptr<byte_stream> stream;  // ready
+  // wait: until `handle` is readable (writable if `writable`), or until
+  // `timeout` passes; a handle of -1 waits for the timeout alone.
+  int handle = -1;
+  bool writable = false;
+  std::chrono::milliseconds timeout{-1};  // -1: no timeout
+  std::string error;  // failed: why, e.g. "connect to 127.0.0.1:7000: connection refused"
+
+  static open_step ready(std::unique_ptr<byte_stream> s) {
+    open_step o;
+    o.what = kind::ready;
+    o.stream = std::move(s);
+    return o;
+  }
+  static open_step wait_for(int handle, bool writable, std::chrono::milliseconds timeout) {
+    open_step o;
+    o.what = kind::wait;
+    o.handle = handle;
+    o.writable = writable;
+    o.timeout = timeout;
+    return o;
+  }
+  static open_step fail(std::string why) {
+    open_step o;
+    o.error = std::move(why);
+    return o;
+  }
+};
+
+class opener {
+ public:
+  virtual ~opener() = default;  // abandons the open, closing what it holds
+  // First call starts; later calls go on after the wait the last step asked
+  // for is over (`timed_out` says whether its timeout passed).
+  virtual open_step step(bool timed_out) = 0;
+};
+
+// A listening endpoint: each accepted connection starts an instance.
+class listener {
+ public:
+  virtual ~listener() = default;  // stops listening (and removes a socket file)
+  virtual int handle() const = 0;  // readable when accept() may succeed
+  // An opener for the next connection (it may have a handshake to do), or
+  // nullptr with `error` empty when none is waiting.
+  virtual std::unique_ptr<opener> accept(std::string& error) = 0;
+  virtual std::string describe() const = 0;  // "unix /run/x.sock"
+};
+
+// One configured endpoint: made once from validated options, then asked for
+// a listener or an opener per instance.
+class transport {
+ public:
+  virtual ~transport() = default;
+  virtual bool listens() const { return false; }
+  // For a listening endpoint: starts listening (nullptr and `error` on failure).
+  virtual std::unique_ptr<listener> listen(std::string& error) {
+    error = "this transport does not listen";
+    return nullptr;
+  }
+  // For the others: opens the endpoint for one instance.
+  virtual std::unique_ptr<opener> open(const open_context& context) = 0;
+  // The resolved endpoint for `pickleway check`: "tcp connect 10.0.0.2:7000".
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace pickleway

@@ -1,0 +1,86 @@
+// Session configuration: the YAML file, checked against the core's schema
+// and each plugin's, every error located as FILE:LINE:COL.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pickleway/filter.hpp"
+#include "pickleway/framer.hpp"
+#include "pickleway/transport.hpp"
+#include "plugin_registry.hpp"
+
+namespace YAML {
+class Node;
+}
+
+namespace pickleway {
+
+// "FILE:LINE:COL: message"; config and plugin-loading errors only.
+class config_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct framing_config {
+  framing_kind kind = framing_kind::pickle;
+  framer_options pickle;  // max_message applies to both kinds
+};
+
+struct endpoint_config {
+  std::string transport_name;
+  std::string where;  // of the endpoint's map
+  const loaded_plugin* plugin = nullptr;
+  std::unique_ptr<pickleway::transport> endpoint;  // made by the plugin from the options
+  framing_config framing;
+};
+
+struct filter_config {
+  std::string name;
+  std::string where;
+  const loaded_plugin* plugin = nullptr;
+  std::unique_ptr<filter_factory> factory;
+};
+
+struct session_config {
+  std::string name;
+  std::string where;
+  endpoint_config a, b;
+  std::vector<filter_config> filters;
+  std::uint64_t max_instances = 64;
+};
+
+struct config {
+  std::filesystem::path file;
+  std::vector<std::string> plugin_path;
+  std::chrono::milliseconds grace{2000};
+  std::vector<session_config> sessions;
+};
+
+// The YAML document, read but not yet checked; its plugin_path decides
+// where plugins are searched before the rest can be checked.
+class config_document {
+ public:
+  explicit config_document(const std::filesystem::path& file);  // throws config_error
+  ~config_document();
+  std::vector<std::string> plugin_path() const;  // throws config_error
+  std::filesystem::path directory() const { return file_.parent_path(); }
+
+  // Checks everything and makes each endpoint's transport and each filter's
+  // factory. Throws config_error at the first error.
+  config build(const plugin_registry& plugins) const;
+
+ private:
+  std::filesystem::path file_;
+  std::unique_ptr<YAML::Node> root_;
+};
+
+// "64MiB" and kin, for sizes in options.
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+}  // namespace pickleway

@@ -1,0 +1,122 @@
+#include "engine/message_codec.hpp"
+
+namespace pickleway {
+namespace {
+
+class pickle_reader final : public message_reader {
+ public:
+  explicit pickle_reader(const framer_options& options) : framer_(options) {}
+
+  read_step next(bytes_view data) override { return step(framer_.next(data), data); }
+  read_step finish(bytes_view data) override { return step(framer_.finish(data), data); }
+  std::size_t wanted() const override { return framer_.bytes_wanted(); }
+  std::uint64_t offset() const override { return framer_.stream_offset(); }
+
+ private:
+  read_step step(frame_status status, bytes_view data) {
+    read_step r{status, 0, {}, {}};
+    if (status == frame_status::message) {
+      r.consumed = framer_.message().size;
+      r.message = data.first(r.consumed);
+    } else if (status == frame_status::stray) {
+      r.consumed = framer_.stray_size();
+      r.message = data.first(r.consumed);
+    } else if (status == frame_status::error) {
+      r.error = framer_.error().describe();
+    }
+    return r;
+  }
+
+  framer framer_;
+};
+
+// multiprocessing.connection's framing: a signed 32-bit big-endian length,
+// or -1 and then an unsigned 64-bit one, then the bytes.
+class length_reader final : public message_reader {
+ public:
+  explicit length_reader(std::uint64_t max_message) : max_(max_message) {}
+
+  read_step next(bytes_view data) override {
+    if (!error_.empty()) return failed();
+    std::size_t header = 4;
+    if (data.size() < header) return need(header);
+    std::int64_t length = static_cast<std::int32_t>(load_be(data.first(4)));
+    if (length == -1) {
+      header = 12;
+      if (data.size() < header) return need(header);
+      const std::uint64_t wide = load_be(data.subspan(4, 8));
+      if (wide > max_) return too_large(wide);
+      length = static_cast<std::int64_t>(wide);
+    } else if (length < 0) {
+      error_ = "offset " + std::to_string(offset_) + ": negative length " + std::to_string(length) +
+               " in a length-framed stream";
+      return failed();
+    }
+    if (static_cast<std::uint64_t>(length) > max_) return too_large(static_cast<std::uint64_t>(length));
+    const std::size_t total = header + static_cast<std::size_t>(length);
+    if (data.size() < total) return need(total);
+    offset_ += total;
+    return {frame_status::message, total, data.subspan(header, total - header), {}};
+  }
+
+  read_step finish(bytes_view data) override {
+    if (!error_.empty()) return failed();
+    if (data.empty()) return {frame_status::end, 0, {}, {}};
+    error_ = "offset " + std::to_string(offset_ + data.size()) + ": stream ended inside a message (" +
+             std::to_string(data.size()) + " bytes lost of a message that began at offset " +
+             std::to_string(offset_) + ")";
+    return failed();
+  }
+
+  std::size_t wanted() const override { return wanted_; }
+  std::uint64_t offset() const override { return offset_; }
+
+ private:
+  static std::uint64_t load_be(bytes_view b) {
+    std::uint64_t v = 0;
+    for (const std::uint8_t byte : b) v = (v << 8) | byte;
+    return v;
+  }
+  read_step need(std::size_t total) {
+    wanted_ = total;
+    return {frame_status::need_more, 0, {}, {}};
+  }
+  read_step too_large(std::uint64_t length) {
+    error_ = "offset " + std::to_string(offset_) + ": message larger than max_message (" +
+             std::to_string(length) + " bytes, max_message is " + std::to_string(max_) + ")";
+    return failed();
+  }
+  read_step failed() const { return {frame_status::error, 0, {}, error_}; }
+
+  std::uint64_t max_;
+  std::uint64_t offset_ = 0;
+  std::size_t wanted_ = 4;
+  std::string error_;
+};
+
+}  // namespace
+
+std::unique_ptr<message_reader> make_reader(const framing_config& framing) {
+  if (framing.kind == framing_kind::length)
+    return std::make_unique<length_reader>(framing.pickle.max_message);
+  return std::make_unique<pickle_reader>(framing.pickle);
+}
+
+void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out) {
+  if (kind == framing_kind::length) {
+    const std::uint64_t n = message.size();
+    const auto put_be = [&out](std::uint64_t v, int width) {
+      for (int shift = (width - 1) * 8; shift >= 0; shift -= 8)
+        out.push_back(static_cast<std::uint8_t>(v >> shift));
+    };
+    if (n <= 0x7FFF'FFFF) {
+      put_be(n, 4);
+    } else {  // as multiprocessing.connection writes a large message
+      put_be(0xFFFF'FFFF, 4);
+      put_be(n, 8);
+    }
+  }
+  out.insert(out.end(), message.begin(), message.end());
+}
+
+}  // namespace pickleway

@@ -1,0 +1,40 @@
+// How an endpoint's bytes become messages and messages become its bytes:
+// `framing: pickle` (the framer finds each STOP) or `framing: length` (the
+// wire format of multiprocessing.connection).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "pickleway/framer.hpp"
+
+namespace pickleway {
+
+struct read_step {
+  frame_status status = frame_status::need_more;
+  std::size_t consumed = 0;  // bytes of the input this step used up
+  bytes_view message;        // for frame_status::message
+  std::string error;         // for frame_status::error: "offset N: cause"
+};
+
+class message_reader {
+ public:
+  virtual ~message_reader() = default;
+  // As framer::next and framer::finish: `data` holds the unconsumed input.
+  virtual read_step next(bytes_view data) = 0;
+  virtual read_step finish(bytes_view data) = 0;
+  // The least input the next call should hold.
+  virtual std::size_t wanted() const = 0;
+  // Stream offset of the first unconsumed byte.
+  virtual std::uint64_t offset() const = 0;
+};
+
+std::unique_ptr<message_reader> make_reader(const framing_config& framing);
+
+// Appends `message` to `out` as the endpoint's framing writes it.
+void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out);
+
+}  // namespace pickleway

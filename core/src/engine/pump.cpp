@@ -1,0 +1,210 @@
+#include "engine/pump.hpp"
+
+#include <cstring>
+
+#include "python_repr.hpp"
+
+namespace pickleway {
+namespace {
+
+constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t high_water = 256 * 1024;
+
+}  // namespace
+
+pump::pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
+           std::vector<filter*> chain, hooks h)
+    : dir_(dir),
+      from_(from),
+      to_(to),
+      chain_(std::move(chain)),
+      hooks_(std::move(h)),
+      reader_(make_reader(from.config->framing)),
+      in_(read_chunk) {
+  if (!from_.stream->can_read()) source_done_ = input_closed_ = true;  // a one-way endpoint
+}
+
+void pump::advance() {
+  while (!ended_) {
+    if (out_begin_ < out_.size()) {
+      if (!flush()) return;
+      continue;
+    }
+    if (input_closed_) {
+      finish();
+      return;
+    }
+    process();
+    if (out_begin_ < out_.size() || input_closed_) continue;
+    make_room();
+    io_result r;
+    std::string threw;
+    try {
+      r = from_.stream->read({in_.data() + in_end_, in_.size() - in_end_});
+    } catch (const std::exception& e) {
+      r = io_result::failure({});
+      threw = std::string("the transport threw: ") + e.what();
+    }
+    switch (r.status) {
+      case io_status::done:
+        in_end_ += r.bytes;
+        break;
+      case io_status::would_block:
+        hooks_.wait(r.wait_handle, r.wait_writable);
+        return;
+      case io_status::eof:
+        source_done_ = true;
+        break;
+      case io_status::failed:
+        // What came before the failure still goes on if it is complete.
+        source_done_ = true;
+        read_error_ = from_.label + ": offset " + std::to_string(reader_->offset() + (in_end_ - in_begin_)) +
+                      ": read failed: " + (threw.empty() ? r.error.message() : threw);
+        break;
+    }
+  }
+}
+
+void pump::process() {
+  while (!input_closed_ && out_.size() - out_begin_ < high_water) {
+    const bytes_view data(in_.data() + in_begin_, in_end_ - in_begin_);
+    const std::uint64_t offset = reader_->offset();
+    read_step s = reader_->next(data);
+    if (s.status == frame_status::need_more && source_done_) {
+      if (!read_error_.empty()) {
+        stop_input(read_error_);
+        return;
+      }
+      s = reader_->finish(data);
+    }
+    switch (s.status) {
+      case frame_status::message:
+        in_begin_ += s.consumed;
+        deliver(s.message, offset);
+        break;
+      case frame_status::stray:
+        in_begin_ += s.consumed;
+        stats_.stray_bytes += s.consumed;
+        hooks_.log(from_.label + ": offset " + std::to_string(offset) + ": stray bytes diverted: " +
+                   preview(s.message, 256));
+        break;
+      case frame_status::need_more:
+        return;
+      case frame_status::end:
+        input_closed_ = true;
+        return;
+      case frame_status::error:
+        stop_input(from_.label + ": " + s.error);
+        return;
+    }
+  }
+}
+
+void pump::deliver(bytes_view bytes, std::uint64_t offset) {
+  if (!to_.stream->can_write()) {
+    stop_input(from_.label + ": offset " + std::to_string(offset) + ": a message arrived for " +
+               to_.label + ", which has no writing side");
+    return;
+  }
+  message m(bytes, stats_.messages + stats_.dropped + 1);
+  for (filter* f : chain_) {
+    std::string error;
+    filter_result result;
+    try {
+      result = f->on_message(dir_, m, error);
+    } catch (const std::exception& e) {
+      result = filter_result::fail;
+      error = std::string("a filter threw: ") + e.what();
+    }
+    if (result == filter_result::drop) {
+      ++stats_.dropped;
+      return;
+    }
+    if (result == filter_result::fail) {
+      stop_input(from_.label + ": offset " + std::to_string(offset) + ": " + error);
+      return;
+    }
+  }
+  const bytes_view out = m.bytes();
+  encode_message(to_.config->framing.kind, out, out_);
+  ++stats_.messages;
+  stats_.bytes += out.size();
+}
+
+bool pump::flush() {
+  io_result r;
+  std::string why;
+  try {
+    r = to_.stream->write({out_.data() + out_begin_, out_.size() - out_begin_});
+  } catch (const std::exception& e) {
+    r = io_result::failure({});
+    why = std::string("the transport threw: ") + e.what();
+  }
+  switch (r.status) {
+    case io_status::done:
+      out_begin_ += r.bytes;
+      out_offset_ += r.bytes;
+      if (out_begin_ == out_.size()) {
+        out_.clear();
+        out_begin_ = 0;
+      } else if (out_begin_ >= high_water) {
+        out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(out_begin_));
+        out_begin_ = 0;
+      }
+      return true;
+    case io_status::would_block:
+      hooks_.wait(r.wait_handle, r.wait_writable);
+      return false;
+    case io_status::eof:
+    case io_status::failed:
+      break;
+  }
+  // The destination is gone: what was for it is lost with it.
+  if (why.empty()) why = r.error ? r.error.message() : "the peer closed the stream";
+  out_.clear();
+  out_begin_ = 0;
+  stop_input(to_.label + ": offset " + std::to_string(out_offset_) + ": write failed: " + why);
+  return true;
+}
+
+void pump::stop_input(const std::string& error) {
+  if (!failed_) hooks_.fail(error);
+  failed_ = true;
+  input_closed_ = true;
+}
+
+void pump::finish() {
+  if (!failed_) {
+    for (filter* f : chain_) {
+      std::string error;
+      filter_result result;
+      try {
+        result = f->on_end(dir_, error);
+      } catch (const std::exception& e) {
+        result = filter_result::fail;
+        error = std::string("a filter threw: ") + e.what();
+      }
+      if (result == filter_result::fail) {
+        stop_input(from_.label + ": at the end of the stream: " + error);
+        break;
+      }
+    }
+  }
+  // The destination's reader sees EOF: every message before it is whole.
+  if (to_.stream->can_write()) to_.stream->close_write();
+  from_.read_closed = true;
+  ended_ = true;
+  hooks_.ended();
+}
+
+void pump::make_room() {
+  if (in_begin_ > 0) {
+    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
+  const std::size_t target = std::max(reader_->wanted(), in_end_ + read_chunk);
+  if (in_.size() < target) in_.resize(target);
+}
+
+}  // namespace pickleway

@@ -1,0 +1,86 @@
+// One direction of an instance: reads one endpoint's stream, frames it into
+// messages, runs the filter chain, and writes each message to the other
+// endpoint as soon as it is whole.
+//
+// Bounded: input is held up to one message (max_message) plus a read chunk;
+// output up to a high-water mark plus one message. While output is above
+// the mark the pump stops reading, so a slow reader slows the writer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/message_codec.hpp"
+#include "pickleway/filter.hpp"
+
+namespace pickleway {
+
+// An opened endpoint, as the pumps of an instance share it.
+struct endpoint_runtime {
+  const endpoint_config* config = nullptr;
+  std::string label;  // "endpoint a (spawn)"
+  std::unique_ptr<byte_stream> stream;
+  bool read_closed = false;  // no pump reads it any more
+};
+
+struct direction_stats {
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t dropped = 0;
+  std::uint64_t stray_bytes = 0;
+};
+
+class pump {
+ public:
+  // How the pump reaches the world: wait for a descriptor, report an error,
+  // log a line, say it has ended. The instance provides them.
+  struct hooks {
+    std::function<void(int fd, bool writable)> wait;
+    std::function<void(const std::string& error)> fail;
+    std::function<void(const std::string& line)> log;
+    std::function<void()> ended;
+  };
+
+  pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
+       std::vector<filter*> chain, hooks h);
+
+  // Does all it can without blocking, then asks to wait; call again when
+  // the wait is over.
+  void advance();
+  bool ended() const { return ended_; }
+  const direction_stats& stats() const { return stats_; }
+  direction dir() const { return dir_; }
+
+ private:
+  bool flush();    // false: blocked or failed
+  void process();  // buffered input -> output, until the high-water mark
+  void deliver(bytes_view message, std::uint64_t offset);
+  void stop_input(const std::string& error);
+  void finish();
+  void make_room();
+
+  direction dir_;
+  endpoint_runtime& from_;
+  endpoint_runtime& to_;
+  std::vector<filter*> chain_;
+  hooks hooks_;
+  std::unique_ptr<message_reader> reader_;
+
+  std::vector<std::uint8_t> in_;
+  std::size_t in_begin_ = 0, in_end_ = 0;
+  std::vector<std::uint8_t> out_;
+  std::size_t out_begin_ = 0;
+
+  bool source_done_ = false;  // EOF or a read error: no more input
+  bool input_closed_ = false; // nothing more will be decoded
+  bool failed_ = false;
+  std::string read_error_;  // reported once the complete messages before it are out
+  bool ended_ = false;
+  std::uint64_t out_offset_ = 0;  // bytes written to `to_`
+  direction_stats stats_;
+};
+
+}  // namespace pickleway

@@ -1,0 +1,58 @@
+// Runs one configured session: a single instance, or, when an endpoint
+// listens, one instance per accepted connection up to max_instances.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+
+#include <asio/io_context.hpp>
+
+#include "config.hpp"
+#include "engine/instance.hpp"
+#include "engine/waiter.hpp"
+
+namespace pickleway {
+
+struct session_totals {
+  std::uint64_t instances = 0;
+  std::uint64_t failed = 0;
+  direction_stats a_to_b, b_to_a;
+};
+
+class session_runner {
+ public:
+  session_runner(asio::io_context& io, const session_config& session,
+                 std::chrono::milliseconds grace, std::function<void()> on_end);
+  ~session_runner();
+
+  void start();
+  void shutdown();  // stops listening and shuts every instance down
+  bool done() const { return done_; }
+  // Ended instances and the live ones so far.
+  session_totals totals() const;
+  const session_config& config() const { return session_; }
+
+ private:
+  void accept_next();
+  void launch(std::unique_ptr<opener> accepted);
+  void ended(instance& i);
+
+  asio::io_context& io_;
+  const session_config& session_;
+  std::chrono::milliseconds grace_;
+  std::function<void()> on_end_;
+  waiter waiter_;
+  std::unique_ptr<listener> listener_;
+  char listening_side_ = 0;  // 'a', 'b', or 0
+  std::set<std::shared_ptr<instance>> live_;
+  std::uint64_t next_number_ = 1;
+  session_totals ended_totals_;
+  bool accepting_ = false;
+  bool stopping_ = false;
+  bool done_ = false;
+};
+
+}  // namespace pickleway

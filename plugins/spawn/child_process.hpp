@@ -1,0 +1,43 @@
+// Starting a child for the `spawn` transport: what to run, and the stream
+// that ends up connected to it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <pickleway/stream.hpp>
+#include <pickleway/transport.hpp>
+#include <string>
+#include <vector>
+
+namespace pickleway::spawn {
+
+enum class stderr_mode { inherit, discard, log };
+enum class channel_mode { stdio, fds };
+
+// A child as the options describe it; validated by the factory.
+struct child_options {
+  std::vector<std::string> command;        // argv, not empty
+  std::map<std::string, std::string> env;  // added to or overriding the inherited environment
+  std::string cwd;                         // empty: pickleway's own
+  stderr_mode stderr_to = stderr_mode::inherit;
+  channel_mode channel = channel_mode::stdio;
+};
+
+// Starts a child and returns the stream to it, or nullptr and `error`, a
+// sentence for the user ("spawn: cannot run 'python4': No such file or
+// directory"). Returns once the program is running (or failed to exec),
+// without waiting for anything else.
+//
+// `log` receives the lines of the child's standard error (`stderr: log`)
+// and, with `channel: fds`, of its standard output. They are read on a
+// thread of the stream's own, which calls log->line() from there: this
+// relies on the core's sink being thread-safe, and on it outliving the
+// stream (whose destructor joins that thread). With no sink, the lines go
+// to pickleway's standard error.
+std::unique_ptr<byte_stream> start_child(const child_options& options, log_sink* log,
+                                         std::string& error);
+
+// "python3 producer.py", with shell quoting where a word needs it.
+std::string command_line(const std::vector<std::string>& command);
+
+}  // namespace pickleway::spawn

@@ -1,0 +1,178 @@
+// The `tcp` transport: `listen: HOST:PORT` or `connect: HOST:PORT`, over
+// IPv4 or IPv6 ("[::1]:7000"), the connector retrying with backoff.
+//
+// `tls` is in the schema, so that configs written for it are read, but
+// refused until TLS lands.
+#include <netdb.h>
+
+#include <pickleway/fd_stream.hpp>
+#include <pickleway/plugin.hpp>
+
+#include "../common/socket_endpoint.hpp"
+
+namespace {
+
+using namespace pickleway;
+using sockets::address;
+
+constexpr option_spec tls_options[] = {
+    {"cert", option_type::string, false, "certificate chain file (PEM)"},
+    {"key", option_type::string, false, "private key file (PEM)"},
+    {"ca", option_type::string, false, "CA file to verify the peer with"},
+    {"verify_peer", option_type::boolean, false, "verify the server's certificate (default true)"},
+    {"server_name", option_type::string, false, "name to verify the server as"},
+};
+
+constexpr option_spec tcp_options[] = {
+    {"listen", option_type::address, false, "HOST:PORT to accept connections on"},
+    {"connect", option_type::address, false, "HOST:PORT to connect to"},
+    {"retry", option_type::section, false, "connect: {initial_ms, max_ms, attempts}", {},
+     sockets::retry_options},
+    {"tls", option_type::section, false, "TLS: {cert, key, ca, verify_peer, server_name}", {},
+     tls_options},
+};
+
+// "HOST:PORT" or "[V6]:PORT", as the core has checked it.
+struct host_port {
+  std::string host;  // without brackets
+  std::string port;
+};
+
+std::optional<host_port> split(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) return std::nullopt;
+  std::string host = text.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return std::nullopt;
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return std::nullopt;  // an IPv6 address needs its brackets
+  }
+  const std::string port = text.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) > 65535)
+    return std::nullopt;
+  return host_port{host, port};
+}
+
+// The addresses of `to`. A numeric host is read without any lookup; a name
+// goes through getaddrinfo, which blocks the event loop while it waits for
+// DNS. That is brief and accepted for now: only names pay it, and a user
+// who cannot have it writes the address.
+std::vector<address> resolve(const host_port& to, bool passive, std::string& error) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+  addrinfo* found = nullptr;
+  int status = ::getaddrinfo(to.host.c_str(), to.port.c_str(), &hints, &found);
+  if (status == EAI_NONAME) {
+    hints.ai_flags &= ~AI_NUMERICHOST;
+    status = ::getaddrinfo(to.host.c_str(), to.port.c_str(), &hints, &found);
+  }
+  if (status != 0) {
+    error = status == EAI_SYSTEM ? sockets::error_text(errno) : ::gai_strerror(status);
+    return {};
+  }
+  std::vector<address> addresses;
+  for (const addrinfo* a = found; a; a = a->ai_next) {
+    if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    address out;
+    std::memcpy(&out.storage, a->ai_addr, a->ai_addrlen);
+    out.length = a->ai_addrlen;
+    out.text = sockets::to_text(out.storage, out.length);
+    addresses.push_back(std::move(out));
+  }
+  ::freeaddrinfo(found);
+  return addresses;
+}
+
+// Binds and listens on `at`; "" on success, else why not.
+std::string listen_on(const address& at, unique_fd& fd) {
+  fd = sockets::new_socket(at.family());
+  if (!fd) return sockets::error_text(errno);
+  // A restarted pickleway rebinds at once, despite connections of the
+  // previous one in TIME_WAIT.
+  const int on = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+      ::bind(fd.get(), at.get(), at.length) < 0 || ::listen(fd.get(), sockets::listen_backlog) < 0)
+    return sockets::error_text(errno);
+  return {};
+}
+
+class tcp_transport final : public transport {
+ public:
+  tcp_transport(sockets::endpoint_role role, host_port target, sockets::retry_policy retry)
+      : role_(std::move(role)), target_(std::move(target)), retry_(retry) {}
+
+  bool listens() const override { return role_.listens; }
+
+  // Connections beyond what the core takes wait in the backlog: the core
+  // stops accepting at max_instances.
+  std::unique_ptr<listener> listen(std::string& error) override {
+    const std::string what = "tcp " + role_.target;
+    const auto addresses = resolve(target_, true, error);
+    if (addresses.empty()) {
+      error = what + ": " + error;
+      return nullptr;
+    }
+    // A name may have several addresses; the listener has one socket, so
+    // it takes the first that binds.
+    std::string why;
+    for (const auto& at : addresses) {
+      unique_fd fd;
+      const std::string failure = listen_on(at, fd);
+      if (failure.empty()) return std::make_unique<sockets::socket_listener>(std::move(fd), "tcp");
+      why += (why.empty() ? "" : "; ") + (at.text == role_.target ? "" : at.text + ": ") + failure;
+    }
+    error = what + ": " + why;
+    return nullptr;
+  }
+
+  std::unique_ptr<opener> open(const open_context& context) override {
+    // Resolved again on each attempt: a name may come to resolve, or move.
+    auto resolver = [target = target_](std::string& error) { return resolve(target, false, error); };
+    return std::make_unique<sockets::connecting_opener>("tcp connect", role_.target, retry_,
+                                                       std::move(resolver), context.log);
+  }
+
+  std::string describe() const override {
+    return std::string("tcp ") + (role_.listens ? "listen " : "connect ") + role_.target;
+  }
+
+ private:
+  sockets::endpoint_role role_;
+  host_port target_;
+  sockets::retry_policy retry_;
+};
+
+std::unique_ptr<transport> make(const option_values& options, option_error& error) {
+  if (options.has("tls")) {
+    error = {"tls", "tls: not supported by this version of pickleway yet"};
+    return nullptr;
+  }
+  auto role = sockets::read_role(options, error);
+  if (!role) return nullptr;
+  const char* option = role->listens ? "listen" : "connect";
+  const auto target = split(role->target);
+  if (!target) {
+    error = {option, "'" + role->target + "' is not an address HOST:PORT ([HOST]:PORT for IPv6)"};
+    return nullptr;
+  }
+  if (!role->listens && std::stoi(target->port) == 0) {
+    error = {option, "connect needs a port other than 0"};
+    return nullptr;
+  }
+  if (role->listens && options.has("retry")) {
+    error = {"retry", "retry applies to 'connect' only"};
+    return nullptr;
+  }
+  const auto retry = sockets::read_retry(options, error);
+  if (!retry) return nullptr;
+  return std::make_unique<tcp_transport>(std::move(*role), *target, *retry);
+}
+
+}  // namespace
+
+PICKLEWAY_TRANSPORT_PLUGIN("tcp", "1.0.0", "TCP over IPv4 and IPv6, connect with retry",
+                           tcp_options, make)

@@ -1,0 +1,129 @@
+#include "plugin_driver.hpp"
+
+#include <poll.h>
+
+#include <thread>
+
+#include <doctest/doctest.h>
+
+namespace pickleway::test {
+
+using clock = std::chrono::steady_clock;
+
+const plugin_registry& built_plugins() {
+  static const auto registry = [] {
+    auto r = std::make_unique<plugin_registry>();
+    r->load_directory(PICKLEWAY_PLUGIN_DIR);
+    return r;
+  }();
+  return *registry;
+}
+
+option_values options(std::initializer_list<std::pair<std::string, option_value>> values) {
+  option_values v;
+  v.set_where("test");
+  for (const auto& [name, value] : values) v.set(name, value);
+  return v;
+}
+
+std::unique_ptr<transport> make_transport(const std::string& name, const option_values& values,
+                                          option_error* error) {
+  const loaded_plugin* p = built_plugins().find(plugin_kind::transport, name);
+  REQUIRE_MESSAGE(p, "no transport plugin " << name << " in " << PICKLEWAY_PLUGIN_DIR);
+  option_error refused;
+  auto made = p->descriptor->make_transport(values, refused);
+  if (error) {
+    *error = refused;
+  } else {
+    REQUIRE_MESSAGE(made, name << " refused its options: " << refused.option << ": " << refused.message);
+  }
+  return made;
+}
+
+bool wait_ready(int handle, bool writable, std::chrono::milliseconds timeout) {
+  pollfd p{handle, static_cast<short>(writable ? POLLOUT : POLLIN), 0};
+  return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+}
+
+namespace {
+
+std::chrono::milliseconds left(clock::time_point end) {
+  return std::max(std::chrono::milliseconds(0),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now()));
+}
+
+}  // namespace
+
+std::unique_ptr<byte_stream> open_now(opener& o, std::string& error,
+                                      std::chrono::milliseconds deadline) {
+  const auto end = clock::now() + deadline;
+  bool timed_out = false;
+  for (;;) {
+    open_step s = o.step(timed_out);
+    if (s.what == open_step::kind::ready) return std::move(s.stream);
+    if (s.what == open_step::kind::failed) {
+      error = s.error;
+      return nullptr;
+    }
+    if (clock::now() >= end) {
+      error = "test deadline passed while opening";
+      return nullptr;
+    }
+    auto wait = left(end);
+    if (s.timeout.count() >= 0) wait = std::min(wait, s.timeout);
+    if (s.handle >= 0) {
+      timed_out = !wait_ready(s.handle, s.writable, wait);
+    } else {
+      std::this_thread::sleep_for(wait);  // the opener asked for a pure timer
+      timed_out = true;
+    }
+  }
+}
+
+std::unique_ptr<byte_stream> accept_now(listener& l, std::string& error,
+                                        std::chrono::milliseconds deadline) {
+  const auto end = clock::now() + deadline;
+  for (;;) {
+    auto o = l.accept(error);
+    if (o) return open_now(*o, error, left(end));
+    if (!error.empty()) return nullptr;
+    if (!wait_ready(l.handle(), false, left(end))) {
+      error = "test deadline passed while accepting";
+      return nullptr;
+    }
+  }
+}
+
+bool write_all(byte_stream& s, std::string_view bytes, std::chrono::milliseconds deadline) {
+  const auto end = clock::now() + deadline;
+  while (!bytes.empty()) {
+    const auto r = s.write({reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()});
+    if (r.status == io_status::done) {
+      bytes.remove_prefix(r.bytes);
+    } else if (r.status == io_status::would_block) {
+      if (!wait_ready(r.wait_handle, r.wait_writable, left(end))) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool read_to_end(byte_stream& s, std::string& out, std::chrono::milliseconds deadline) {
+  const auto end = clock::now() + deadline;
+  std::vector<std::uint8_t> chunk(65536);
+  for (;;) {
+    const auto r = s.read(chunk);
+    if (r.status == io_status::done) {
+      out.append(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(r.bytes));
+    } else if (r.status == io_status::eof) {
+      return true;
+    } else if (r.status == io_status::would_block) {
+      if (!wait_ready(r.wait_handle, r.wait_writable, left(end))) return false;
+    } else {
+      return false;
+    }
+  }
+}
+
+}  // namespace pickleway::test

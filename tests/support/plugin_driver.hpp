@@ -1,0 +1,49 @@
+// Drives a plugin from a test without the engine: loads it from the build
+// tree, makes it from options, and opens, reads and writes synchronously
+// with poll(2), each wait bounded by a deadline.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pickleway/filter.hpp"
+#include "pickleway/plugin.hpp"
+#include "pickleway/transport.hpp"
+#include "plugin_registry.hpp"
+
+namespace pickleway::test {
+
+// The plugins built into build/plugins, loaded once per test process.
+const plugin_registry& built_plugins();
+
+// Options as a plugin receives them, written by hand in a test.
+option_values options(std::initializer_list<std::pair<std::string, option_value>> values);
+
+// Makes a transport from options; fails the test when the plugin refuses,
+// unless `error` is given (then it receives the refusal).
+std::unique_ptr<transport> make_transport(const std::string& name, const option_values& values,
+                                          option_error* error = nullptr);
+
+using namespace std::chrono_literals;
+
+// Runs an opener to its end; nullptr with `error` set when it failed or the
+// deadline passed.
+std::unique_ptr<byte_stream> open_now(opener& o, std::string& error,
+                                      std::chrono::milliseconds deadline = 10s);
+
+// Accepts one connection on a listener and opens it.
+std::unique_ptr<byte_stream> accept_now(listener& l, std::string& error,
+                                        std::chrono::milliseconds deadline = 10s);
+
+// Writes all of `bytes`, waiting as needed; false on failure or timeout.
+bool write_all(byte_stream& s, std::string_view bytes, std::chrono::milliseconds deadline = 10s);
+
+// Reads until EOF (true) or failure/timeout (false); what came is in `out`.
+bool read_to_end(byte_stream& s, std::string& out, std::chrono::milliseconds deadline = 10s);
+
+// Waits until `handle` is ready; false on timeout.
+bool wait_ready(int handle, bool writable, std::chrono::milliseconds timeout);
+
+}  // namespace pickleway::test
