@@ -3,8 +3,10 @@
 
     peer.py echo      [--via V]          answer every object with itself, until EOF
     peer.py produce   [--via V] options  send messages, check the echoes, report
+    peer.py flood     [--via V] options  send messages as fast as it can, read nothing
     peer.py sink      [--via V] options  read until EOF, check, report
     peer.py raw FILE  [--via V]          write FILE's bytes as they are, then read to EOF
+    peer.py clients   --via V --count N  N connections at once, each echoed and checked
 
 --via says where the pickle channel is:
     stdio (default)          this process's stdin/stdout
@@ -141,6 +143,15 @@ def produce(args):
     return report(args, {"sent": len(sent), "received": received, "ok": ok, "errors": errors})
 
 
+def flood(args):
+    """Sends the planned messages as fast as it can, reading nothing back."""
+    channel = open_channel(args.via)
+    for seq, size in enumerate(plan(args)):
+        channel.send(message(seq, size))
+    channel.close()
+    return 0
+
+
 def sink(args):
     channel = open_channel(args.via)
     received = 0
@@ -181,9 +192,38 @@ def raw(args):
     return 0
 
 
+def clients(args):
+    """--count clients at once, each sending --small messages and checking the echoes."""
+    results = []
+
+    def one(index):
+        try:
+            channel = open_channel(args.via)
+            sent = [{"client": index, "seq": i} for i in range(args.small)]
+            # Send everything first: pickleway buffers within its bounds and
+            # the echo child reads as we write, so this cannot deadlock for
+            # a few small messages.
+            for obj in sent:
+                channel.send(obj)
+            channel.close()
+            got = list(channel)
+            results.append(got == sent)
+        except Exception as e:
+            sys.stderr.write("client %d: %r\n" % (index, e))
+            results.append(False)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(args.count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = len(results) == args.count and all(results)
+    return report(args, {"clients": args.count, "intact": sum(results), "ok": ok})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["echo", "produce", "sink", "raw"])
+    parser.add_argument("mode", choices=["echo", "produce", "flood", "sink", "raw", "clients"])
     parser.add_argument("file", nargs="?")
     parser.add_argument("--via", default="stdio")
     parser.add_argument("--small", type=int, default=0)
@@ -191,11 +231,14 @@ def main():
     parser.add_argument("--big-size", type=int, default=1 << 20)
     parser.add_argument("--protocol", type=int)
     parser.add_argument("--expect", type=int)
+    parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--slow-ms", type=float, default=0)
     parser.add_argument("--report")
     parser.add_argument("--stray", help="echo: write this line to fd 1 first")
     args = parser.parse_args()
-    return {"echo": echo, "produce": produce, "sink": sink, "raw": raw}[args.mode](args)
+    modes = {"echo": echo, "produce": produce, "flood": flood, "sink": sink, "raw": raw,
+             "clients": clients}
+    return modes[args.mode](args)
 
 
 if __name__ == "__main__":

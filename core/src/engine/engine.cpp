@@ -1,5 +1,7 @@
 #include "engine/engine.hpp"
 
+#include <sys/resource.h>
+
 #include <cstdio>
 
 #include <asio/signal_set.hpp>
@@ -95,6 +97,9 @@ struct engine::impl {
         line += ", " + std::to_string(t.a_to_b.dropped + t.b_to_a.dropped) + " messages dropped";
       log_line(line);
     }
+    rusage usage{};
+    if (::getrusage(RUSAGE_SELF, &usage) == 0)
+      log_line("peak memory " + std::to_string(usage.ru_maxrss) + " KiB");
     return failed ? 1 : 0;
   }
 
