@@ -87,7 +87,13 @@ std::vector<std::filesystem::path> plugin_search_path(
   dirs.push_back(exe_dir / "plugins");
   // Installed as PREFIX/bin/pickleway: wherever PREFIX was moved to.
   dirs.push_back((exe_dir / ".." / "lib" / "pickleway" / "plugins").lexically_normal());
-  return dirs;
+  // A directory named twice is searched once, where it first comes.
+  std::vector<std::filesystem::path> unique;
+  for (auto& d : dirs) {
+    d = d.lexically_normal();
+    if (std::find(unique.begin(), unique.end(), d) == unique.end()) unique.push_back(d);
+  }
+  return unique;
 }
 
 }  // namespace pickleway

@@ -1,0 +1,127 @@
+// `pickleway check` and `pickleway plugins`: the config is refused at the
+// first error with FILE:LINE:COL, and plugins that cannot be used are named.
+#include <doctest/doctest.h>
+
+#include "support/corpus.hpp"
+#include "support/gateway.hpp"
+#include "support/process.hpp"
+
+using namespace pickleway::test;
+
+namespace {
+
+struct outcome {
+  int status;
+  std::string out;  // standard output and error together
+};
+
+outcome pickleway_cli(const std::vector<std::string>& args) {
+  std::string command = quote(PICKLEWAY_BINARY);
+  for (const auto& a : args) command += " " + quote(a);
+  const auto r = run({"sh", "-c", command + " 2>&1"});
+  return {r.exit_status, r.out};
+}
+
+// Checks a config and returns what pickleway said.
+outcome check(const std::string& yaml) {
+  const auto dir = make_temp_dir();
+  const auto path = write_text(dir, "session.yaml", yaml);
+  auto o = pickleway_cli({"check", path.string(), "--plugin-path", PICKLEWAY_PLUGIN_DIR});
+  // Messages name the file: make them comparable.
+  for (std::size_t at; (at = o.out.find(path.string())) != std::string::npos;)
+    o.out.replace(at, path.string().size(), "session.yaml");
+  std::filesystem::remove_all(dir);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("pickleway check accepts every example in configs/") {
+  std::size_t checked = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(PICKLEWAY_SOURCE_DIR "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    CAPTURE(entry.path());
+    const auto o = pickleway_cli({"check", entry.path().string()});
+    CHECK(o.status == 0);
+    CHECK(o.out.find("ok: ") != std::string::npos);
+    ++checked;
+  }
+  CHECK(checked >= 6);
+}
+
+TEST_CASE("pickleway check prints the resolved sessions") {
+  const auto o = check(R"(sessions:
+  - name: s
+    a: {transport: spawn, command: [python3, x.py], on_stray: divert}
+    b: {transport: tcp, connect: "127.0.0.1:7000", framing: length, max_message: 1MiB}
+)");
+  CHECK(o.status == 0);
+  CHECK(o.out.find("  a: spawn python3 x.py framing=pickle max_message=67108864 on_stray=divert memo=error\n") !=
+        std::string::npos);
+  CHECK(o.out.find("  b: tcp connect 127.0.0.1:7000 framing=length max_message=1048576\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("a bad config is refused with FILE:LINE:COL and the cause") {
+  struct bad {
+    const char* what;
+    std::string yaml;
+    std::string message;
+  };
+  const std::string head = "sessions:\n  - name: s\n";
+  const std::string spawn_b = "    b: {transport: spawn, command: [python3]}\n";
+  const bad cases[] = {
+      {"an unknown endpoint option", head + "    a: {transport: spawn, command: [x], colour: red}\n" + spawn_b,
+       "session.yaml:3:41: session s, endpoint a (spawn): unknown option 'colour'"},
+      {"a wrong type", head + "    a: {transport: spawn, command: python3}\n" + spawn_b,
+       "session.yaml:3:36: session s, endpoint a (spawn): option 'command' must be a list of strings"},
+      {"a missing required option", head + "    a: {transport: spawn}\n" + spawn_b,
+       "session.yaml:3:8: session s, endpoint a (spawn): option 'command' is required"},
+      {"an unknown plugin", head + "    a: {transport: carrier-pigeon}\n" + spawn_b,
+       "session.yaml:3:20: no transport plugin named 'carrier-pigeon' (searched: "},
+      {"a bad address", head + "    a: {transport: tcp, connect: \"::1:80\"}\n" + spawn_b,
+       "session.yaml:3:34: session s, endpoint a (tcp): option 'connect': '::1:80' is not an address"},
+      {"a bad size", head + "    a: {transport: spawn, command: [x], max_message: 12XB}\n" + spawn_b,
+       "session.yaml:3:54: session s, endpoint a: option 'max_message' must be a size"},
+      {"on_stray with length framing", head + "    a: {transport: spawn, command: [x], framing: length, on_stray: divert}\n" + spawn_b,
+       "session.yaml:3:68: session s, endpoint a: on_stray applies only to framing: pickle"},
+      {"a missing endpoint", head + "    a: {transport: spawn, command: [x]}\n",
+       "session.yaml:2:5: session s needs endpoint 'b'"},
+      {"an unknown session key", head + "    a: {transport: spawn, command: [x]}\n" + spawn_b + "    colour: red\n",
+       "session.yaml:5:5: unknown session key 'colour'"},
+      {"a duplicate session name",
+       head + "    a: {transport: spawn, command: [x]}\n" + spawn_b + "  - name: s\n    a: {transport: spawn, command: [x]}\n" + spawn_b,
+       "session.yaml:5:11: duplicate session name 's'"},
+      {"two listening endpoints", head + "    a: {transport: tcp, listen: \"127.0.0.1:1\"}\n    b: {transport: unix, listen: /tmp/x}\n",
+       "session.yaml:4:8: session s: only one endpoint of a session may listen"},
+      {"a plugin's own refusal", head + "    a: {transport: tcp, listen: \"127.0.0.1:1\", connect: \"127.0.0.1:2\"}\n" + spawn_b,
+       "session s, endpoint a (tcp): "},
+      {"YAML that does not parse", "sessions: [\n", "session.yaml:2:1: "},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    const auto o = check(c.yaml);
+    CHECK(o.status == 2);
+    CHECK_MESSAGE(o.out.find(c.message) != std::string::npos, o.out);
+  }
+}
+
+TEST_CASE("pickleway plugins lists the bundled transports with their files") {
+  const auto o = pickleway_cli({"plugins"});
+  CHECK(o.status == 0);
+  for (const char* name : {"fifo", "spawn", "stdio", "tcp", "unix"})
+    CHECK(o.out.find(std::string("transport\t") + name + "\t1.0.0\t" + PICKLEWAY_PLUGIN_DIR +
+                     "/pickleway_" + name + ".so") != std::string::npos);
+}
+
+TEST_CASE("libraries that are no usable plugin are skipped, each named") {
+  const auto o = pickleway_cli({"plugins", "--plugin-path", PICKLEWAY_ODD_PLUGIN_DIR});
+  CHECK(o.status == 0);
+  CHECK(o.out.find(std::string("warning: ") + PICKLEWAY_ODD_PLUGIN_DIR +
+                   "/not_a_plugin.so: not a pickleway plugin") != std::string::npos);
+  CHECK(o.out.find(std::string("warning: ") + PICKLEWAY_ODD_PLUGIN_DIR +
+                   "/other_abi.so: built for plugin ABI version 2, this pickleway has 1, skipped") !=
+        std::string::npos);
+  CHECK(o.out.find("from_the_future") == std::string::npos);
+  CHECK(o.out.find("transport\ttcp") != std::string::npos);  // the others still load
+}
