@@ -138,7 +138,8 @@ struct retry_policy {
 };
 
 inline constexpr option_spec retry_options[] = {
-    {"initial_ms", option_type::integer, false, "wait after the first failed attempt (default 100)"},
+    {"initial_ms", option_type::integer, false,
+     "wait after the first failed attempt (default 100)"},
     {"max_ms", option_type::integer, false, "longest wait between attempts (default 5000)"},
     {"attempts", option_type::integer, false, "attempts before giving up; 0 = forever (default 0)"},
 };
@@ -183,9 +184,28 @@ class ready_opener final : public opener {
   std::unique_ptr<byte_stream> stream_;
 };
 
+// What open() gives on a listening endpoint, whose instances the core
+// opens through listen() and accept(): a clear failure rather than a
+// connect to the listening address.
+class refusing_opener final : public opener {
+ public:
+  explicit refusing_opener(std::string why) : why_(std::move(why)) {}
+  open_step step(bool) override { return open_step::fail(why_); }
+
+ private:
+  std::string why_;
+};
+
+inline std::unique_ptr<opener> refuse_open(const transport& listening) {
+  return std::make_unique<refusing_opener>(
+      listening.describe() + ": a listening endpoint opens by accepting, not by open()");
+}
+
 // Connects to the first address that answers; when none does, waits the
 // backoff and tries again, up to the policy's attempts. Failures read
 // "tcp connect 127.0.0.1:7000: Connection refused (attempt 3 of 5)".
+// A connect has no timeout of its own: to an address that never answers,
+// an attempt lasts until the kernel gives up (ETIMEDOUT, about 2 minutes).
 class connecting_opener final : public opener {
  public:
   // The addresses to try, in order; none, and why in `error`, when the
@@ -242,7 +262,7 @@ class connecting_opener final : public opener {
     // SO_ERROR is 0 while the connect is still in progress too, so make
     // sure it has ended before reading it.
     pollfd p{connecting_.get(), POLLOUT, 0};
-    if (::poll(&p, 1, 0) == 0)
+    if (::poll(&p, 1, 0) <= 0)
       return open_step::wait_for(connecting_.get(), true, std::chrono::milliseconds(-1));
     unique_fd fd = std::move(connecting_);
     const address& to = addresses_[next_ - 1];
@@ -254,13 +274,17 @@ class connecting_opener final : public opener {
     return try_next();
   }
 
-  static open_step connected(unique_fd fd, const address& to) {
+  open_step connected(unique_fd fd, const address& to) {
+    if (log_ && !last_logged_.empty())  // the failures were logged: so is the end of them
+      log_->line(what_ + " " + target_ + ": connected to " + to.text + " at attempt " +
+                 std::to_string(attempt_ + 1));
     return open_step::ready(fd_stream::socket(std::move(fd), to.text));
   }
 
   // A name may resolve to several addresses: each failure names its own.
   void note(const address& to, int error) {
-    failures_.push_back(to.text == target_ ? error_text(error) : to.text + ": " + error_text(error));
+    failures_.push_back(to.text == target_ ? error_text(error)
+                                           : to.text + ": " + error_text(error));
   }
 
   open_step attempt_failed() {
@@ -274,8 +298,8 @@ class connecting_opener final : public opener {
     // One line per change of cause, not per attempt: a server that is down
     // for an hour is one line, not seven hundred.
     if (log_ && why != last_logged_) {
-      log_->line(message + "; retrying every " + std::to_string(retry_.initial.count()) + " to " +
-                 std::to_string(retry_.max.count()) + " ms");
+      log_->line(message + "; retrying (backoff from " + std::to_string(retry_.initial.count()) +
+                 " ms, doubling up to " + std::to_string(retry_.max.count()) + " ms)");
       last_logged_ = why;
     }
     const auto wait = backoff_;
@@ -308,7 +332,9 @@ class socket_listener : public listener {
  public:
   // `fd` is bound (not necessarily listening yet).
   socket_listener(unique_fd fd, const std::string& kind)
-      : fd_(std::move(fd)), local_(local_address(fd_.get())), description_(kind + " " + local_.text) {}
+      : fd_(std::move(fd)),
+        local_(local_address(fd_.get())),
+        description_(kind + " " + local_.text) {}
 
   int handle() const override { return fd_.get(); }
   std::string describe() const override { return description_; }

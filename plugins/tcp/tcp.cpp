@@ -26,10 +26,14 @@ constexpr option_spec tls_options[] = {
 constexpr option_spec tcp_options[] = {
     {"listen", option_type::address, false, "HOST:PORT to accept connections on"},
     {"connect", option_type::address, false, "HOST:PORT to connect to"},
-    {"retry", option_type::section, false, "connect: {initial_ms, max_ms, attempts}", {},
-     sockets::retry_options},
-    {"tls", option_type::section, false, "TLS: {cert, key, ca, verify_peer, server_name}", {},
-     tls_options},
+    {.name = "retry",
+     .type = option_type::section,
+     .help = "connect: {initial_ms, max_ms, attempts}",
+     .section = sockets::retry_options},
+    {.name = "tls",
+     .type = option_type::section,
+     .help = "TLS: {cert, key, ca, verify_peer, server_name}",
+     .section = tls_options},
 };
 
 // "HOST:PORT" or "[V6]:PORT", as the core has checked it.
@@ -59,11 +63,11 @@ std::optional<host_port> split(const std::string& text) {
 // goes through getaddrinfo, which blocks the event loop while it waits for
 // DNS. That is brief and accepted for now: only names pay it, and a user
 // who cannot have it writes the address.
-std::vector<address> resolve(const host_port& to, bool passive, std::string& error) {
+std::vector<address> resolve(const host_port& to, std::string& error) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   int status = ::getaddrinfo(to.host.c_str(), to.port.c_str(), &hints, &found);
   if (status == EAI_NONAME) {
@@ -111,7 +115,7 @@ class tcp_transport final : public transport {
   // stops accepting at max_instances.
   std::unique_ptr<listener> listen(std::string& error) override {
     const std::string what = "tcp " + role_.target;
-    const auto addresses = resolve(target_, true, error);
+    const auto addresses = resolve(target_, error);
     if (addresses.empty()) {
       error = what + ": " + error;
       return nullptr;
@@ -130,10 +134,11 @@ class tcp_transport final : public transport {
   }
 
   std::unique_ptr<opener> open(const open_context& context) override {
+    if (role_.listens) return sockets::refuse_open(*this);
     // Resolved again on each attempt: a name may come to resolve, or move.
-    auto resolver = [target = target_](std::string& error) { return resolve(target, false, error); };
+    auto resolver = [target = target_](std::string& error) { return resolve(target, error); };
     return std::make_unique<sockets::connecting_opener>("tcp connect", role_.target, retry_,
-                                                       std::move(resolver), context.log);
+                                                        std::move(resolver), context.log);
   }
 
   std::string describe() const override {

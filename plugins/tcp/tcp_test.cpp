@@ -1,6 +1,7 @@
 // The tcp transport through its built plugin: real sockets on loopback
 // (127.0.0.1 and [::1]), listeners bound to port 0 and read back from
 // describe(), python3 programs as peers.
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,8 +13,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <doctest/doctest.h>
 
 #include "pickleway/fd_stream.hpp"
 #include "support/plugin_driver.hpp"
@@ -101,7 +100,8 @@ std::pair<std::string, std::string> carry(byte_stream& a, byte_stream& b, std::s
     bool moved = false;
     for (auto& f : flows) {
       if (!f.left.empty()) {
-        const auto r = f.from.write({reinterpret_cast<const std::uint8_t*>(f.left.data()), f.left.size()});
+        const auto r =
+            f.from.write({reinterpret_cast<const std::uint8_t*>(f.left.data()), f.left.size()});
         REQUIRE_MESSAGE(r.status != io_status::failed, r.error.message());
         if (r.status == io_status::done) f.left.remove_prefix(r.bytes), moved = true;
         if (r.status == io_status::would_block) waits.push_back({r.wait_handle, POLLOUT, 0});
@@ -112,12 +112,15 @@ std::pair<std::string, std::string> carry(byte_stream& a, byte_stream& b, std::s
       if (f.ended) continue;
       const auto r = f.to.read(chunk);
       REQUIRE_MESSAGE(r.status != io_status::failed, r.error.message());
-      if (r.status == io_status::done) f.got.append(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(r.bytes)), moved = true;
+      if (r.status == io_status::done)
+        f.got.append(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(r.bytes)),
+            moved = true;
       if (r.status == io_status::eof) f.ended = moved = true;
       if (r.status == io_status::would_block) waits.push_back({r.wait_handle, POLLIN, 0});
     }
     if (moved) continue;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     REQUIRE_MESSAGE(left.count() > 0, "the transfer did not finish in time");
     REQUIRE(::poll(waits.data(), waits.size(), static_cast<int>(left.count())) > 0);
   }
@@ -286,8 +289,9 @@ TEST_CASE("tcp sockets are non-blocking, close-on-exec and TCP_NODELAY") {
 TEST_CASE("A tcp connector retries with backoff until the server listens") {
   reserved_port port;
   auto endpoint = make_transport(
-      "tcp", options({{"connect", text(port.address)},
-                      {"retry", section(options({{"initial_ms", number(10)}, {"max_ms", number(15)}}))}}));
+      "tcp",
+      options({{"connect", text(port.address)},
+               {"retry", section(options({{"initial_ms", number(10)}, {"max_ms", number(15)}}))}}));
   recording_log log;
   auto o = endpoint->open({"retry", 1, &log});
 
@@ -306,12 +310,17 @@ TEST_CASE("A tcp connector retries with backoff until the server listens") {
   std::this_thread::sleep_for(first);  // the timer the opener asked for, as the core keeps it
   CHECK(next_backoff(true) == 15ms);   // doubled, up to max_ms
   REQUIRE(log.lines.size() == 1);      // the same cause twice is logged once
-  CHECK(log.lines[0].rfind("tcp connect " + port.address + ": Connection refused (attempt 1); retrying", 0) == 0);
+  CHECK(log.lines[0].rfind("tcp connect " + port.address +
+                               ": Connection refused (attempt 1); retrying (backoff from",
+                           0) == 0);
 
   REQUIRE(::listen(port.fd.get(), 1) == 0);
   std::string error;
   auto client = open_now(*o, error);
   REQUIRE_MESSAGE(client, error);
+  REQUIRE(log.lines.size() == 2);
+  CHECK(log.lines[1] ==
+        "tcp connect " + port.address + ": connected to " + port.address + " at attempt 3");
   REQUIRE(wait_ready(port.fd.get(), false, 5s));
   const unique_fd server(::accept4(port.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
   REQUIRE(server);
@@ -324,10 +333,11 @@ TEST_CASE("A tcp connector retries with backoff until the server listens") {
 
 TEST_CASE("A tcp connector that runs out of attempts says where, why and how often") {
   reserved_port port;
-  auto endpoint = make_transport(
-      "tcp", options({{"connect", text(port.address)},
-                      {"retry", section(options({{"initial_ms", number(1)}, {"max_ms", number(2)},
-                                                 {"attempts", number(3)}}))}}));
+  auto endpoint =
+      make_transport("tcp", options({{"connect", text(port.address)},
+                                     {"retry", section(options({{"initial_ms", number(1)},
+                                                                {"max_ms", number(2)},
+                                                                {"attempts", number(3)}}))}}));
   auto o = endpoint->open({});
   std::string error;
   CHECK(open_now(*o, error) == nullptr);
@@ -393,9 +403,11 @@ connection.recv(1)
 
 TEST_CASE("tcp refuses tls, for now, with a clear message") {
   option_error error;
-  const auto refused = make_transport(
-      "tcp", options({{"connect", text("127.0.0.1:7000")},
-                      {"tls", section(options({{"ca", text("ca.pem")}}))}}), &error);
+  const auto refused =
+      make_transport("tcp",
+                     options({{"connect", text("127.0.0.1:7000")},
+                              {"tls", section(options({{"ca", text("ca.pem")}}))}}),
+                     &error);
   CHECK(refused == nullptr);
   CHECK(error.option == "tls");
   CHECK(error.message == "tls: not supported by this version of pickleway yet");
@@ -404,8 +416,10 @@ TEST_CASE("tcp refuses tls, for now, with a clear message") {
 TEST_CASE("tcp takes exactly one of listen and connect, and checks the rest") {
   option_error error;
   SUBCASE("both") {
-    CHECK(make_transport("tcp", options({{"listen", text("127.0.0.1:0")}, {"connect", text("127.0.0.1:7000")}}),
-                         &error) == nullptr);
+    CHECK(make_transport(
+              "tcp",
+              options({{"listen", text("127.0.0.1:0")}, {"connect", text("127.0.0.1:7000")}}),
+              &error) == nullptr);
     CHECK(error.message == "give 'listen' or 'connect', not both");
   }
   SUBCASE("neither") {
@@ -414,14 +428,16 @@ TEST_CASE("tcp takes exactly one of listen and connect, and checks the rest") {
     CHECK(error.message == "one of 'listen' or 'connect' is required");
   }
   SUBCASE("retry on a listener") {
-    CHECK(make_transport("tcp", options({{"listen", text("127.0.0.1:0")}, {"retry", section(options({}))}}),
-                         &error) == nullptr);
+    CHECK(make_transport(
+              "tcp", options({{"listen", text("127.0.0.1:0")}, {"retry", section(options({}))}}),
+              &error) == nullptr);
     CHECK(error.option == "retry");
   }
   SUBCASE("max_ms below initial_ms") {
     CHECK(make_transport("tcp",
                          options({{"connect", text("127.0.0.1:7000")},
-                                  {"retry", section(options({{"initial_ms", number(500)}, {"max_ms", number(100)}}))}}),
+                                  {"retry", section(options({{"initial_ms", number(500)},
+                                                             {"max_ms", number(100)}}))}}),
                          &error) == nullptr);
     CHECK(error.message == "max_ms must not be less than initial_ms");
   }
@@ -433,6 +449,14 @@ TEST_CASE("tcp takes exactly one of listen and connect, and checks the rest") {
     CHECK(make_transport("tcp", options({{"connect", text("::1:7000")}}), &error) == nullptr);
     CHECK(error.option == "connect");
   }
+}
+
+TEST_CASE("A listening tcp endpoint is not opened by open()") {
+  auto endpoint = make_transport("tcp", options({{"listen", text("127.0.0.1:0")}}));
+  auto o = endpoint->open({});
+  std::string error;
+  CHECK(open_now(*o, error) == nullptr);
+  CHECK(error == "tcp listen 127.0.0.1:0: a listening endpoint opens by accepting, not by open()");
 }
 
 TEST_CASE("A tcp listener on a port in use says so") {

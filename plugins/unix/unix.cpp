@@ -18,11 +18,14 @@ using sockets::address;
 using sockets::error_text;
 
 constexpr option_spec unix_options[] = {
-    {"listen", option_type::string, false, "socket path to accept connections on (@name: abstract)"},
+    {"listen", option_type::string, false,
+     "socket path to accept connections on (@name: abstract)"},
     {"connect", option_type::string, false, "socket path to connect to (@name: abstract)"},
     {"mode", option_type::mode, false, "listen: permissions of the socket file, e.g. \"0600\""},
-    {"retry", option_type::section, false, "connect: {initial_ms, max_ms, attempts}", {},
-     sockets::retry_options},
+    {.name = "retry",
+     .type = option_type::section,
+     .help = "connect: {initial_ms, max_ms, attempts}",
+     .section = sockets::retry_options},
 };
 
 bool is_abstract(const std::string& path) { return !path.empty() && path.front() == '@'; }
@@ -102,8 +105,7 @@ class unix_listener final : public sockets::socket_listener {
 
 class unix_transport final : public transport {
  public:
-  unix_transport(bool listens, address at, std::optional<mode_t> mode,
-                 sockets::retry_policy retry)
+  unix_transport(bool listens, address at, std::optional<mode_t> mode, sockets::retry_policy retry)
       : listens_(listens), at_(std::move(at)), mode_(mode), retry_(retry) {}
 
   bool listens() const override { return listens_; }
@@ -131,9 +133,10 @@ class unix_transport final : public transport {
   }
 
   std::unique_ptr<opener> open(const open_context& context) override {
+    if (listens_) return sockets::refuse_open(*this);
     auto resolver = [at = at_](std::string&) { return std::vector<address>{at}; };
     return std::make_unique<sockets::connecting_opener>("unix connect", at_.text, retry_,
-                                                       std::move(resolver), context.log);
+                                                        std::move(resolver), context.log);
   }
 
   std::string describe() const override {

@@ -1,5 +1,6 @@
 // The unix transport through its built plugin: real sockets in a fresh
 // directory under /tmp and in the abstract namespace, a python3 peer.
+#include <doctest/doctest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,8 +12,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <doctest/doctest.h>
 
 #include "pickleway/fd_stream.hpp"
 #include "support/plugin_driver.hpp"
@@ -49,8 +48,9 @@ std::string abstract_name() {
   return "@pickleway-test-" + std::to_string(::getpid()) + "-" + std::to_string(++count);
 }
 
-std::unique_ptr<listener> listen_at(const std::string& path, std::string& error,
-                                    std::initializer_list<std::pair<std::string, option_value>> more = {}) {
+std::unique_ptr<listener> listen_at(
+    const std::string& path, std::string& error,
+    std::initializer_list<std::pair<std::string, option_value>> more = {}) {
   option_values values = options(more);
   values.set("listen", text(path));
   auto endpoint = make_transport("unix", values);
@@ -112,7 +112,8 @@ std::pair<std::string, std::string> carry(byte_stream& a, byte_stream& b, std::s
     bool moved = false;
     for (auto& f : flows) {
       if (!f.left.empty()) {
-        const auto r = f.from.write({reinterpret_cast<const std::uint8_t*>(f.left.data()), f.left.size()});
+        const auto r =
+            f.from.write({reinterpret_cast<const std::uint8_t*>(f.left.data()), f.left.size()});
         REQUIRE_MESSAGE(r.status != io_status::failed, r.error.message());
         if (r.status == io_status::done) f.left.remove_prefix(r.bytes), moved = true;
         if (r.status == io_status::would_block) waits.push_back({r.wait_handle, POLLOUT, 0});
@@ -123,12 +124,15 @@ std::pair<std::string, std::string> carry(byte_stream& a, byte_stream& b, std::s
       if (f.ended) continue;
       const auto r = f.to.read(chunk);
       REQUIRE_MESSAGE(r.status != io_status::failed, r.error.message());
-      if (r.status == io_status::done) f.got.append(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(r.bytes)), moved = true;
+      if (r.status == io_status::done)
+        f.got.append(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(r.bytes)),
+            moved = true;
       if (r.status == io_status::eof) f.ended = moved = true;
       if (r.status == io_status::would_block) waits.push_back({r.wait_handle, POLLIN, 0});
     }
     if (moved) continue;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     REQUIRE_MESSAGE(left.count() > 0, "the transfer did not finish in time");
     REQUIRE(::poll(waits.data(), waits.size(), static_cast<int>(left.count())) > 0);
   }
@@ -277,8 +281,8 @@ TEST_CASE("A unix connector retries until the server listens") {
   temp_dir dir;
   const std::string path = dir / "later.sock";
   auto endpoint = make_transport(
-      "unix", options({{"connect", text(path)},
-                       {"retry", section(options({{"initial_ms", number(5)}}))}}));
+      "unix",
+      options({{"connect", text(path)}, {"retry", section(options({{"initial_ms", number(5)}}))}}));
   recording_log log;
   auto o = endpoint->open({"retry", 1, &log});
   const auto first = o->step(false);
@@ -286,12 +290,16 @@ TEST_CASE("A unix connector retries until the server listens") {
   CHECK(first.handle == -1);  // a backoff timer: the attempt failed
   CHECK(first.timeout == 5ms);
   REQUIRE(log.lines.size() == 1);
-  CHECK(log.lines[0].rfind("unix connect " + path + ": No such file or directory (attempt 1); retrying", 0) == 0);
+  CHECK(log.lines[0].rfind("unix connect " + path +
+                               ": No such file or directory (attempt 1); retrying (backoff from",
+                           0) == 0);
 
   auto l = listen_at(path);
   std::string error;
   auto client = open_now(*o, error);
   REQUIRE_MESSAGE(client, error);
+  REQUIRE(log.lines.size() == 2);
+  CHECK(log.lines[1] == "unix connect " + path + ": connected to " + path + " at attempt 2");
   auto server = accept_now(*l, error);
   REQUIRE_MESSAGE(server, error);
   connection c{std::move(client), std::move(server)};
@@ -304,12 +312,14 @@ TEST_CASE("A unix connector that runs out of attempts says where, why and how of
   SUBCASE("no file") {}
   SUBCASE("a stale socket file") { make_stale_socket(path); }
   auto endpoint = make_transport(
-      "unix", options({{"connect", text(path)},
-                       {"retry", section(options({{"initial_ms", number(1)}, {"attempts", number(2)}}))}}));
+      "unix",
+      options({{"connect", text(path)},
+               {"retry", section(options({{"initial_ms", number(1)}, {"attempts", number(2)}}))}}));
   auto o = endpoint->open({});
   std::string error;
   CHECK(open_now(*o, error) == nullptr);
-  const std::string cause = is_socket_file(path) ? "Connection refused" : "No such file or directory";
+  const std::string cause =
+      is_socket_file(path) ? "Connection refused" : "No such file or directory";
   CHECK(error == "unix connect " + path + ": " + cause + " (attempt 2 of 2)");
 }
 
@@ -344,11 +354,23 @@ sys.stdout.write(data.decode())
   CHECK(result.out == "hello from pickleway");
 }
 
+TEST_CASE("A listening unix endpoint is not opened by open()") {
+  auto endpoint = make_transport("unix", options({{"listen", text("/tmp/never-bound.sock")}}));
+  auto o = endpoint->open({});
+  std::string error;
+  CHECK(open_now(*o, error) == nullptr);
+  CHECK(
+      error ==
+      "unix listen /tmp/never-bound.sock: a listening endpoint opens by accepting, not by open()");
+  CHECK_FALSE(std::filesystem::exists("/tmp/never-bound.sock"));
+}
+
 TEST_CASE("unix takes exactly one of listen and connect, and checks the rest") {
   option_error error;
   SUBCASE("both") {
-    CHECK(make_transport("unix", options({{"listen", text("/tmp/a.sock")}, {"connect", text("/tmp/b.sock")}}),
-                         &error) == nullptr);
+    CHECK(make_transport(
+              "unix", options({{"listen", text("/tmp/a.sock")}, {"connect", text("/tmp/b.sock")}}),
+              &error) == nullptr);
     CHECK(error.message == "give 'listen' or 'connect', not both");
   }
   SUBCASE("neither") {
@@ -357,25 +379,28 @@ TEST_CASE("unix takes exactly one of listen and connect, and checks the rest") {
     CHECK(error.message == "one of 'listen' or 'connect' is required");
   }
   SUBCASE("mode on a connector") {
-    CHECK(make_transport("unix", options({{"connect", text("/tmp/a.sock")}, {"mode", number(0600)}}),
+    CHECK(make_transport("unix",
+                         options({{"connect", text("/tmp/a.sock")}, {"mode", number(0600)}}),
                          &error) == nullptr);
     CHECK(error.option == "mode");
   }
   SUBCASE("mode on an abstract name") {
-    CHECK(make_transport("unix", options({{"listen", text("@name")}, {"mode", number(0600)}}), &error) ==
-          nullptr);
+    CHECK(make_transport("unix", options({{"listen", text("@name")}, {"mode", number(0600)}}),
+                         &error) == nullptr);
     CHECK(error.option == "mode");
   }
   SUBCASE("retry on a listener") {
-    CHECK(make_transport("unix", options({{"listen", text("/tmp/a.sock")}, {"retry", section(options({}))}}),
-                         &error) == nullptr);
+    CHECK(make_transport(
+              "unix", options({{"listen", text("/tmp/a.sock")}, {"retry", section(options({}))}}),
+              &error) == nullptr);
     CHECK(error.option == "retry");
   }
   SUBCASE("a path too long for a socket") {
-    CHECK(make_transport("unix", options({{"connect", text("/tmp/" + std::string(200, 'x'))}}), &error) ==
-          nullptr);
+    CHECK(make_transport("unix", options({{"connect", text("/tmp/" + std::string(200, 'x'))}}),
+                         &error) == nullptr);
     CHECK(error.option == "connect");
-    CHECK(error.message.find("is longer than a socket path may be (107 bytes)") != std::string::npos);
+    CHECK(error.message.find("is longer than a socket path may be (107 bytes)") !=
+          std::string::npos);
   }
   SUBCASE("an empty path") {
     CHECK(make_transport("unix", options({{"listen", text("")}}), &error) == nullptr);

@@ -8,6 +8,7 @@
 
 #include "support/corpus.hpp"
 #include "support/gateway.hpp"
+#include "support/process.hpp"
 
 using namespace pickleway::test;
 
@@ -159,5 +160,53 @@ sessions:
   CHECK(far.wait_for_line("session host2#1: ended, a>b 10020 messages, b>a 10020 messages"));
   far.signal(SIGTERM);
   CHECK(far.wait() == 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("run --stats logs the rate of each session while it runs") {
+  const auto dir = make_temp_dir();
+  const auto config = write_text(dir, "stats.yaml", R"(
+sessions:
+  - name: measured
+    a: {transport: spawn, command: )" + peer_command({"flood", "--big", "20"}) + R"(}
+    b: {transport: spawn, command: )" + peer_command({"sink", "--slow-ms", "40", "--expect", "20"}) + R"(}
+)");
+  gateway g(config, {"--stats", "0.1"});
+  CHECK(g.wait() == 0);
+  const auto line = g.wait_for_line("session measured: a>b ");
+  REQUIRE(line);
+  CHECK(line->find(" msg/s ") != std::string::npos);
+  CHECK(line->find(" MB/s, b>a ") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("framing: length speaks multiprocessing.connection's wire format") {
+  const auto dir = make_temp_dir();
+  const auto config = write_text(dir, "mp.yaml", R"(
+sessions:
+  - name: mp
+    a: {transport: tcp, listen: "127.0.0.1:0", framing: length}
+    b: {transport: spawn, command: )" + peer_command({"echo"}) + R"(}
+)");
+  gateway g(config);
+  const int port = g.listening_port("mp");
+  // A plain multiprocessing Client (no authkey) sends objects and reads the
+  // echoes, among them one over 64 KiB and one of 0 bytes of payload.
+  const auto client = run({PICKLEWAY_PYTHON, "-c", R"(
+import sys
+from multiprocessing.connection import Client
+conn = Client(("127.0.0.1", int(sys.argv[1])))
+objects = [{"n": i, "blob": b"x" * (i * 5000)} for i in range(20)] + [None, "é" * 100000]
+for obj in objects:
+    conn.send(obj)
+    assert conn.recv() == obj
+conn.close()
+print("ok", len(objects))
+)", std::to_string(port)});
+  CHECK(client.exit_status == 0);
+  CHECK(client.out == "ok 22\n");
+  CHECK(g.wait_for_line("session mp#1: ended, a>b 22 messages, b>a 22 messages"));
+  g.signal(SIGTERM);
+  CHECK(g.wait() == 0);
   std::filesystem::remove_all(dir);
 }

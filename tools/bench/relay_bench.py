@@ -1,0 +1,506 @@
+#!/usr/bin/env python3
+"""The relay benchmark: what a pickleway hop costs against a plain pipe.
+
+    python3 tools/bench/relay_bench.py --pickleway build/pickleway \\
+        --load build/tools/bench/relay_load
+
+`tools/dev bench` runs exactly that, after the framer benchmark. relay_load
+(tools/bench/relay_load.cpp) is the load generator, the checking sink, the
+pinger and the ponger; it only reads stdin and writes stdout, so the same
+program runs on every path. Its pickles are made here once, by this python3:
+
+  small  1000 dicts {'id': i, 'name': 'sensor-7', 'value': 3.25, ...},
+         protocol 5, 97-100 bytes each, cycled
+  large  4 dicts {'id': i, 'payload': <1 MiB of random bytes>}, protocol 5,
+         cycled
+  ping   one 64-byte protocol-5 pickle
+
+Throughput (small: messages/s; large: MB/s), generator to sink, on four
+paths; the sink checks every message against the corpus and times its first
+byte to EOF:
+
+  direct  gen | sink (one pipe)
+  spawn   one pickleway: a: spawn gen, b: spawn sink
+  unix    pickleway 1 (a: spawn gen, b: unix connect) to
+          pickleway 2 (a: unix listen, b: spawn sink)
+  tcp     the same over TCP on 127.0.0.1
+
+Round-trip time of a 64-byte ping-pong, every process pinned to one CPU:
+
+  direct     pinger and ponger on two pipes
+  pickleway  one pickleway: a: spawn pinger, b: spawn ponger (pipes both)
+  socat      socat EXEC:pinger,pipes EXEC:ponger,pipes (pipes, like spawn);
+             also socat's default, socketpairs, for reference
+
+Every measurement runs --runs times, interleaved; the tables give the median
+run. Wire framing on unix/tcp is pickleway's default (pickle). A Markdown
+table and the targets of the relay issue come out on stdout.
+"""
+
+import argparse
+import json
+import os
+import pickle
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+PIN_CPU = 1  # as the framer benchmark: the first CPU takes most other work
+TIMEOUT = 120  # seconds any one process may take before the run is called hung
+
+SMALL_COUNT = 3_000_000
+LARGE_COUNT = 1024  # 1 GiB of payload
+PING_COUNT = 20_000
+PING_WARMUP = 1_000
+
+
+# --- corpora -----------------------------------------------------------------
+
+def write_corpus(path, messages):
+    """relay_load's corpus: the pickles back to back, their sizes alongside."""
+    path.write_bytes(b''.join(messages))
+    path.with_name(path.name + '.sizes').write_text(''.join(f'{len(m)}\n' for m in messages))
+    return sum(len(m) for m in messages) / len(messages)
+
+
+def small_messages():
+    # The framer benchmark's dict-p5 messages: about 100 bytes each.
+    return [pickle.dumps({'id': i, 'name': 'sensor-7', 'value': 3.25, 'ok': True,
+                          'tags': ['a', 'b'], 'unit': 'degC'}, protocol=5)
+            for i in range(1000)]
+
+
+def large_messages():
+    rng = random.Random(1)
+    return [pickle.dumps({'id': i, 'payload': rng.randbytes(1 << 20)}, protocol=5)
+            for i in range(4)]
+
+
+def ping_message():
+    for pad in range(64):
+        m = pickle.dumps({'seq': 1, 'pad': b'x' * pad}, protocol=5)
+        if len(m) >= 64:
+            return m
+    raise AssertionError('no 64-byte pickle')
+
+
+# --- running things ----------------------------------------------------------
+
+class Failed(Exception):
+    pass
+
+
+class LogReader:
+    """Collects a process's stderr lines on a thread; lets the caller wait for one."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self._cond = threading.Condition()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _run(self, stream):
+        for raw in stream:
+            with self._cond:
+                self.lines.append(raw.decode(errors='replace').rstrip('\n'))
+                self._cond.notify_all()
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def wait_for(self, pattern, timeout):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    m = re.search(pattern, line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if self._done or left <= 0:
+                    raise Failed(f'no log line matching {pattern!r}; log:\n' + self.text())
+                self._cond.wait(left)
+
+    def finish(self):
+        self._thread.join(timeout=5)
+
+    def text(self):
+        return '\n'.join(self.lines)
+
+
+def pickleway_process(pickleway, config, pin):
+    return subprocess.Popen(pin + [pickleway, 'run', str(config)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_ok(proc, log, what):
+    try:
+        code = proc.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise Failed(f'{what} hung; log:\n' + log.text())
+    log.finish()
+    if code != 0:
+        raise Failed(f'{what} exited with {code}; log:\n' + log.text())
+
+
+def read_result(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise Failed(f'no result in {path}: {e}')
+
+
+def yaml_list(argv):
+    return '[' + ', '.join(json.dumps(str(a)) for a in argv) + ']'
+
+
+class Bench:
+    def __init__(self, args, workdir):
+        self.pickleway = str(Path(args.pickleway).resolve())
+        self.load = str(Path(args.load).resolve())
+        self.dir = workdir
+        self.serial = 0
+
+    def _fresh(self, stem):
+        self.serial += 1
+        return self.dir / f'{stem}-{self.serial}'
+
+    # argv of relay_load's modes
+    def gen(self, corpus, count):
+        return [self.load, 'gen', str(corpus), str(count), '--out', os.devnull]
+
+    def sink(self, corpus, count, out):
+        return [self.load, 'sink', str(corpus), str(count), '--out', str(out)]
+
+    def ping(self, corpus, out):
+        return [self.load, 'ping', str(corpus), str(PING_COUNT), '--warmup', str(PING_WARMUP),
+                '--out', str(out)]
+
+    def pong(self):
+        return [self.load, 'pong']
+
+    # --- the paths ---
+    def direct(self, first, second, pin=()):
+        """first's stdout into second's stdin; second's stdout back into first's stdin."""
+        pin = list(pin)
+        a_to_b_r, a_to_b_w = os.pipe()
+        b_to_a_r, b_to_a_w = os.pipe()
+        procs = [subprocess.Popen(pin + first, stdin=b_to_a_r, stdout=a_to_b_w),
+                 subprocess.Popen(pin + second, stdin=a_to_b_r, stdout=b_to_a_w)]
+        for fd in (a_to_b_r, a_to_b_w, b_to_a_r, b_to_a_w):
+            os.close(fd)
+        for p, argv in zip(procs, (first, second)):
+            try:
+                code = p.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                raise Failed(f'{shlex.join(argv)} hung')
+            if code != 0:
+                raise Failed(f'{shlex.join(argv)} exited with {code}')
+
+    def spawn(self, first, second, pin=()):
+        """One pickleway: a: spawn first, b: spawn second."""
+        config = self._fresh('spawn').with_suffix('.yaml')
+        config.write_text('sessions:\n  - name: relay\n'
+                          f'    a: {{transport: spawn, command: {yaml_list(first)}}}\n'
+                          f'    b: {{transport: spawn, command: {yaml_list(second)}}}\n')
+        proc = pickleway_process(self.pickleway, config, list(pin))
+        wait_ok(proc, LogReader(proc.stderr), f'pickleway run {config}')
+
+    def two_processes(self, kind, first, second):
+        """pickleway 2 listens (b: spawn second); pickleway 1 connects (a: spawn first)."""
+        stem = self._fresh(kind)
+        if kind == 'unix':
+            at = str(stem.with_suffix('.sock'))
+            listen, connect = f'listen: {json.dumps(at)}', f'connect: {json.dumps(at)}'
+        else:
+            listen = 'listen: "127.0.0.1:0"'
+        server_cfg = stem.with_suffix('.server.yaml')
+        server_cfg.write_text('sessions:\n  - name: server\n'
+                              f'    a: {{transport: {kind}, {listen}}}\n'
+                              f'    b: {{transport: spawn, command: {yaml_list(second)}}}\n')
+        server = pickleway_process(self.pickleway, server_cfg, [])
+        server_log = LogReader(server.stderr)
+        try:
+            m = server_log.wait_for(r'session server: listening on (\S+) (\S+)', 10)
+            if kind == 'tcp':
+                connect = f'connect: {json.dumps(m.group(2))}'
+            client_cfg = stem.with_suffix('.client.yaml')
+            client_cfg.write_text('sessions:\n  - name: client\n'
+                                  f'    a: {{transport: spawn, command: {yaml_list(first)}}}\n'
+                                  f'    b: {{transport: {kind}, {connect}}}\n')
+            client = pickleway_process(self.pickleway, client_cfg, [])
+            wait_ok(client, LogReader(client.stderr), f'pickleway run {client_cfg}')
+            # The listener runs on for further clients: end it once its
+            # instance has ended, and ask that it ended cleanly.
+            server_log.wait_for(r'session server#\d+: ended', TIMEOUT)
+        finally:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+        wait_ok(server, server_log, f'pickleway run {server_cfg}')
+        if any('with an error' in line for line in server_log.lines):
+            raise Failed('the listening pickleway reports an error:\n' + server_log.text())
+
+    def socat(self, first, second, pin=(), pipes=True):
+        opt = ',pipes' if pipes else ''
+
+        def address(argv):
+            text = ' '.join(argv)
+            if re.search(r'[\s,:!\\\'"]', ''.join(argv)):
+                raise Failed(f'socat cannot take this path in EXEC: {text}')
+            return f'EXEC:{text}{opt}'
+
+        argv = list(pin) + ['socat', address(first), address(second)]
+        run = subprocess.run(argv, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            raise Failed(f'{shlex.join(argv)} exited with {run.returncode}: {run.stderr}')
+
+    # --- the measurements ---
+    def throughput(self, path, corpus, count):
+        out = self._fresh('sink').with_suffix('.json')
+        first, second = self.gen(corpus, count), self.sink(corpus, count, out)
+        if path == 'direct':
+            self.direct(first, second)
+        elif path == 'spawn':
+            self.spawn(first, second)
+        else:
+            self.two_processes(path, first, second)
+        r = read_result(out)
+        if r['messages'] != count:
+            raise Failed(f'{path}: the sink got {r["messages"]} messages of {count}')
+        return r
+
+    def latency(self, path, corpus, pin):
+        out = self._fresh('ping').with_suffix('.json')
+        first, second = self.ping(corpus, out), self.pong()
+        if path == 'direct':
+            self.direct(first, second, pin)
+        elif path == 'pickleway':
+            self.spawn(first, second, pin)
+        elif path == 'socat':
+            self.socat(first, second, pin, pipes=True)
+        else:  # socat-socketpair
+            self.socat(first, second, pin, pipes=False)
+        return read_result(out)
+
+
+# --- reporting ---------------------------------------------------------------
+
+def build_info(binary):
+    """Compiler and flags of the build the binary comes from (its CMakeCache)."""
+    for parent in Path(binary).resolve().parents:
+        cache = parent / 'CMakeCache.txt'
+        if cache.exists():
+            entries = {}
+            for line in cache.read_text().splitlines():
+                key, sep, value = line.partition('=')
+                if sep and ':' in key:
+                    entries[key.split(':')[0]] = value
+            compiler = entries.get('CMAKE_CXX_COMPILER', '?')
+            kind = entries.get('CMAKE_BUILD_TYPE', '')
+            flags = entries.get(f'CMAKE_CXX_FLAGS_{kind.upper()}', '') if kind else ''
+            try:
+                version = subprocess.run([compiler, '--version'], capture_output=True,
+                                         text=True).stdout.splitlines()[0]
+            except (OSError, IndexError):
+                version = compiler
+            return f'{version}, {kind} ({flags.strip()})'
+    return 'unknown'
+
+
+def machine_info():
+    model = '?'
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                model = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f'{os.cpu_count()} CPUs, {model}, Linux {platform.release()}'
+
+
+def median_run(runs, key):
+    """The run whose `key` is the median (the lower middle for an even count)."""
+    ordered = sorted(runs, key=lambda r: r[key])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def spread(runs, key, fmt):
+    values = [r[key] for r in runs]
+    return f'{fmt(min(values))}–{fmt(max(values))}' if len(values) > 1 else ''
+
+
+def fmt_rate(v):
+    return f'{v:,.0f}'
+
+
+THROUGHPUT_PATHS = [
+    ('direct', 'direct pipe: gen | sink'),
+    ('spawn', 'pickleway, one session spawn→spawn'),
+    ('unix', 'two pickleways over a Unix socket'),
+    ('tcp', 'two pickleways over TCP 127.0.0.1'),
+]
+LATENCY_PATHS = [
+    ('direct', 'direct: pinger ⇄ ponger on two pipes'),
+    ('pickleway', 'one pickleway hop (spawn→spawn, pipes)'),
+    ('socat', 'one socat hop (EXEC …,pipes both sides)'),
+    ('socat-socketpair', 'one socat hop (EXEC, socat\'s default socketpairs)'),
+]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--pickleway', default='build/pickleway')
+    parser.add_argument('--load', default='build/tools/bench/relay_load')
+    parser.add_argument('--runs', type=int, default=3, help='runs of each measurement')
+    parser.add_argument('--scale', type=float, default=1.0,
+                        help='multiply the message counts (a quick run: 0.1)')
+    parser.add_argument('--only', choices=['throughput', 'latency'],
+                        help='run only one half')
+    parser.add_argument('--keep', metavar='DIR', help='work in DIR and keep it')
+    args = parser.parse_args()
+
+    for tool in (args.pickleway, args.load):
+        if not os.access(tool, os.X_OK):
+            sys.exit(f'relay_bench: {tool} is not built')
+    pin = []
+    if shutil.which('taskset') and hasattr(os, 'sched_getaffinity') \
+            and PIN_CPU in os.sched_getaffinity(0):
+        pin = ['taskset', '-c', str(PIN_CPU)]
+    have_socat = shutil.which('socat') is not None
+
+    print('command:', shlex.join([sys.executable] + sys.argv))
+    print(f'machine: {machine_info()}; build: {build_info(args.pickleway)}; '
+          f'python {platform.python_version()}')
+    load = os.getloadavg()[0]
+    print(f'load average before the run: {load:.2f}' +
+          (' (busy: the figures may be off)' if load > (os.cpu_count() or 1) / 2 else ''))
+    print()
+
+    workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix='relay_bench.'))
+    workdir.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args, workdir)
+    small, large, ping = workdir / 'small', workdir / 'large', workdir / 'ping'
+    small_mean = write_corpus(small, small_messages())
+    large_mean = write_corpus(large, large_messages())
+    write_corpus(ping, [ping_message()])
+    small_count = max(1000, int(SMALL_COUNT * args.scale))
+    large_count = max(8, int(LARGE_COUNT * args.scale))
+
+    started = time.monotonic()
+    tput = {}  # (workload, path) -> [sink results]
+    lat = {}   # path -> [ping results]
+    try:
+        if args.only != 'latency':
+            for run in range(args.runs):
+                for workload, corpus, count in (('small', small, small_count),
+                                                ('large', large, large_count)):
+                    for path, _ in THROUGHPUT_PATHS:
+                        r = bench.throughput(path, corpus, count)
+                        tput.setdefault((workload, path), []).append(r)
+                        print(f'  run {run + 1}: {workload} {path}: '
+                              f'{r["messages_per_s"]:,.0f} msg/s {r["mb_per_s"]:,.0f} MB/s',
+                              file=sys.stderr, flush=True)
+        if args.only != 'throughput':
+            paths = [p for p, _ in LATENCY_PATHS if have_socat or not p.startswith('socat')]
+            for run in range(args.runs):
+                for path in paths:
+                    r = bench.latency(path, ping, pin)
+                    lat.setdefault(path, []).append(r)
+                    print(f'  run {run + 1}: ping-pong {path}: median {r["median_us"]:.1f} µs '
+                          f'p99 {r["p99_us"]:.1f} µs', file=sys.stderr, flush=True)
+    except Failed as e:
+        sys.exit(f'relay_bench: {e}')
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+
+    if tput:
+        print('Throughput, generator to checking sink, unpinned (2 CPUs shared by every '
+              f'process); median of {args.runs} runs (range in brackets):')
+        print()
+        print('| messages | path | messages/s | MB/s | ÷ direct |')
+        print('| --- | --- | ---: | ---: | ---: |')
+        for workload, mean, count, key in (
+                ('small', small_mean, small_count, 'messages_per_s'),
+                ('large', large_mean, large_count, 'mb_per_s')):
+            base = median_run(tput[(workload, 'direct')], key)[key]
+            label = (f'{count:,} × ~{mean:.0f} B' if workload == 'small'
+                     else f'{count:,} × 1 MiB')
+            for path, text in THROUGHPUT_PATHS:
+                runs = tput[(workload, path)]
+                r = median_run(runs, key)
+                msgs = fmt_rate(r['messages_per_s'])
+                mbs = fmt_rate(r['mb_per_s'])
+                rng = f' ({spread(runs, key, fmt_rate)})' if len(runs) > 1 else ''
+                if key == 'messages_per_s':
+                    msgs += rng
+                else:
+                    mbs += rng
+                print(f'| {label} | {text} | {msgs} | {mbs} | {r[key] / base:.2f} |')
+        print()
+
+    if lat:
+        where = f'taskset -c {PIN_CPU}' if pin else 'unpinned (no taskset or no CPU 1)'
+        print(f'Round trip of a {lat["direct"][0]["bytes"]}-byte pickle, {PING_COUNT:,} round trips '
+              f'after {PING_WARMUP:,} unrecorded, every process pinned with {where}; '
+              f'the median run of {args.runs}:')
+        print()
+        print('| path | pinning | median µs | p99 µs | hop adds (median − direct) |')
+        print('| --- | --- | ---: | ---: | ---: |')
+        direct = median_run(lat['direct'], 'median_us')['median_us']
+        for path, text in LATENCY_PATHS:
+            if path not in lat:
+                continue
+            r = median_run(lat[path], 'median_us')
+            adds = '—' if path == 'direct' else f'{r["median_us"] - direct:.1f} µs'
+            print(f'| {text} | {where} | {r["median_us"]:.1f} | {r["p99_us"]:.1f} | {adds} |')
+        print()
+
+    print('MB = 10^6 bytes. The sink times its first byte to EOF and checks every message '
+          'against the corpus (whole up to 4 KiB; head, tail and 64 B every 64 KiB above).')
+    print(f'Wall time of the measurements: {elapsed:.0f} s.')
+    print()
+    print('Targets:')
+    if tput:
+        r = median_run(tput[('small', 'spawn')], 'messages_per_s')['messages_per_s']
+        print(f'  (a) >= 1M small messages/s through one session: '
+              f'{"met" if r >= 1e6 else "MISSED"} ({r / 1e6:.2f}M messages/s spawn→spawn)')
+        d = median_run(tput[('large', 'direct')], 'mb_per_s')['mb_per_s']
+        p = median_run(tput[('large', 'spawn')], 'mb_per_s')['mb_per_s']
+        print(f'  (b) >= 50% of the direct pipe\'s MB/s, 1 MiB messages: '
+              f'{"met" if p >= 0.5 * d else "MISSED"} ({p:,.0f} of {d:,.0f} MB/s = '
+              f'{p / d:.0%}, spawn→spawn)')
+    if lat and 'socat' in lat:
+        pw = median_run(lat['pickleway'], 'median_us')['median_us'] - direct
+        so = median_run(lat['socat'], 'median_us')['median_us'] - direct
+        line = (f'  (c) a pickleway hop adds <= half what a socat hop adds: '
+                f'{"met" if pw <= 0.5 * so else "MISSED"} (pickleway adds {pw:.1f} µs, '
+                f'socat with pipes {so:.1f} µs: {pw / so:.0%} of it')
+        if 'socat-socketpair' in lat:
+            sp = median_run(lat['socat-socketpair'], 'median_us')['median_us'] - direct
+            line += f'; socat with its default socketpairs adds {sp:.1f} µs: {pw / sp:.0%} of it'
+        print(line + ')')
+    elif lat:
+        print('  (c) not measured: socat is not installed (tools/dev bench installs it)')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,324 @@
+// relay_load: the load generator, sink, pinger and ponger of the relay
+// benchmark (tools/bench/relay_bench.py). It knows nothing of pickleway: it
+// reads and writes its standard input and output, so the same program runs
+// on a plain pipe, under `pickleway run` (spawn) and under socat.
+//
+//   relay_load gen  CORPUS COUNT [--chunk BYTES] [--out JSON]
+//   relay_load sink CORPUS COUNT [--out JSON]
+//   relay_load ping CORPUS COUNT [--warmup N] [--out JSON]
+//   relay_load pong
+//
+// CORPUS is a file of pickles written back to back, made once by Python,
+// with their sizes in CORPUS.sizes (one decimal a line). The stream is the
+// corpus's messages in order, cycled until COUNT messages.
+//
+//   gen   writes that stream to stdout as fast as it can, in writes of
+//         --chunk bytes (default 64 KiB, a pipe's capacity), then exits.
+//   sink  reads stdin to EOF and checks it is exactly that stream: COUNT
+//         messages, each compared with the corpus message it must be (whole
+//         up to 4 KiB; larger ones on their first and last 4 KiB and 64
+//         bytes every 64 KiB). Times first byte to EOF.
+//   ping  the corpus's first message, COUNT times after --warmup unrecorded
+//         ones (default 1000): write it, read it back whole, time the round
+//         trip. Reports min, median, p90, p99, max in microseconds.
+//   pong  echoes stdin to stdout until EOF.
+//
+// Results are one JSON line, to --out (default: stderr; stdout may be the
+// stream). Exits 1, saying why on stderr, if the stream is not what it must
+// be.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+[[noreturn]] void die(const std::string& why) {
+  std::fprintf(stderr, "relay_load: %s\n", why.c_str());
+  std::exit(1);
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+struct corpus {
+  std::vector<std::uint8_t> bytes;
+  std::vector<std::size_t> offsets, sizes;
+};
+
+corpus load_corpus(const std::string& path) {
+  corpus c;
+  std::ifstream data(path, std::ios::binary);
+  if (!data) die("cannot open " + path);
+  c.bytes.assign(std::istreambuf_iterator<char>(data), std::istreambuf_iterator<char>());
+  std::ifstream sizes(path + ".sizes");
+  if (!sizes) die("cannot open " + path + ".sizes");
+  std::size_t offset = 0;
+  for (std::size_t size; sizes >> size;) {
+    c.offsets.push_back(offset);
+    c.sizes.push_back(size);
+    offset += size;
+  }
+  if (c.sizes.empty() || offset != c.bytes.size())
+    die(path + ".sizes does not add up to the size of " + path);
+  return c;
+}
+
+std::size_t parse_size(const std::string& text, const char* what) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (errno || end == text.c_str() || *end) die(std::string("bad ") + what + ": " + text);
+  return static_cast<std::size_t>(v);
+}
+
+void write_all(int fd, const std::uint8_t* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      die("write failed: " + errno_text());
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+// Reads exactly n bytes; false at EOF before any byte.
+bool read_exact(int fd, std::uint8_t* p, std::size_t n) {
+  std::size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::read(fd, p + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      die("read failed: " + errno_text());
+    }
+    if (r == 0) {
+      if (got == 0) return false;
+      die("EOF inside a message (" + std::to_string(got) + " of " + std::to_string(n) + " bytes)");
+    }
+    got += static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+void report(const std::string& out, const std::string& json) {
+  if (out.empty() || out == "-") {
+    std::fprintf(stderr, "%s\n", json.c_str());
+    return;
+  }
+  std::FILE* f = std::fopen(out.c_str(), "w");
+  if (!f) die("cannot write " + out + ": " + errno_text());
+  std::fprintf(f, "%s\n", json.c_str());
+  std::fclose(f);
+}
+
+double seconds_between(clock_type::time_point a, clock_type::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+int run_gen(const corpus& c, std::size_t count, std::size_t chunk, const std::string& out) {
+  // The corpus twice over, so that any window of up to one corpus length
+  // starting inside the first copy is contiguous.
+  std::vector<std::uint8_t> ring(c.bytes);
+  ring.insert(ring.end(), c.bytes.begin(), c.bytes.end());
+  const std::size_t corpus_bytes = c.bytes.size();
+  std::size_t total = (count / c.sizes.size()) * corpus_bytes;
+  for (std::size_t i = 0; i < count % c.sizes.size(); ++i) total += c.sizes[i];
+  chunk = std::clamp<std::size_t>(chunk, 1, corpus_bytes);
+
+  const auto start = clock_type::now();
+  std::size_t pos = 0;
+  for (std::size_t left = total; left > 0;) {
+    const std::size_t n = std::min(chunk, left);
+    write_all(STDOUT_FILENO, ring.data() + pos, n);
+    pos = (pos + n) % corpus_bytes;
+    left -= n;
+  }
+  ::close(STDOUT_FILENO);  // the reader sees EOF now, not at exit
+  const double s = seconds_between(start, clock_type::now());
+  char json[256];
+  std::snprintf(json, sizeof json,
+                "{\"mode\": \"gen\", \"messages\": %zu, \"bytes\": %zu, \"seconds\": %.6f}", count,
+                total, s);
+  report(out, json);
+  return 0;
+}
+
+// Checks the stream piece by piece against the corpus, cycled.
+class checker {
+ public:
+  explicit checker(const corpus& c) : c_(c) {
+    for (std::size_t size : c.sizes) ranges_.push_back(check_ranges(size));
+  }
+
+  void feed(const std::uint8_t* p, std::size_t n) {
+    bytes_ += n;
+    while (n > 0) {
+      const std::size_t m = index_ % c_.sizes.size();
+      const std::size_t size = c_.sizes[m];
+      const std::size_t take = std::min(n, size - pos_);
+      const std::uint8_t* expected = c_.bytes.data() + c_.offsets[m];
+      for (const auto& [b, e] : ranges_[m]) {
+        const std::size_t lo = std::max(b, pos_), hi = std::min(e, pos_ + take);
+        if (lo < hi && std::memcmp(p + (lo - pos_), expected + lo, hi - lo) != 0)
+          die("message " + std::to_string(index_) + " differs from the corpus near byte " +
+              std::to_string(lo) + " of it (stream offset " + std::to_string(bytes_ - n + (lo - pos_)) +
+              ")");
+      }
+      pos_ += take;
+      p += take;
+      n -= take;
+      if (pos_ == size) {
+        ++index_;
+        pos_ = 0;
+      }
+    }
+  }
+
+  std::size_t messages() const { return index_; }
+  std::size_t partial() const { return pos_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  static std::vector<std::pair<std::size_t, std::size_t>> check_ranges(std::size_t size) {
+    constexpr std::size_t edge = 4096, stride = 64 << 10, sample = 64;
+    if (size <= edge) return {{0, size}};
+    std::vector<std::pair<std::size_t, std::size_t>> r{{0, edge}};
+    for (std::size_t at = stride; at + sample < size - edge; at += stride) r.emplace_back(at, at + sample);
+    r.emplace_back(size - edge, size);
+    return r;
+  }
+
+  const corpus& c_;
+  std::vector<std::vector<std::pair<std::size_t, std::size_t>>> ranges_;
+  std::size_t index_ = 0, pos_ = 0, bytes_ = 0;
+};
+
+int run_sink(const corpus& c, std::size_t count, const std::string& out) {
+  checker check(c);
+  std::vector<std::uint8_t> buffer(1 << 20);
+  clock_type::time_point start{}, end{};
+  std::size_t reads = 0;
+  for (;;) {
+    const ssize_t r = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      die("read failed: " + errno_text());
+    }
+    if (r == 0) break;
+    if (reads++ == 0) start = clock_type::now();
+    check.feed(buffer.data(), static_cast<std::size_t>(r));
+    if (check.messages() > count) die("more than the " + std::to_string(count) + " messages sent");
+  }
+  end = clock_type::now();
+  if (check.partial() != 0)
+    die("the stream ended inside message " + std::to_string(check.messages()) + " (" +
+        std::to_string(check.partial()) + " bytes of it)");
+  if (check.messages() != count)
+    die("got " + std::to_string(check.messages()) + " messages, expected " + std::to_string(count));
+  const double s = reads ? seconds_between(start, end) : 0.0;
+  char json[320];
+  std::snprintf(json, sizeof json,
+                "{\"mode\": \"sink\", \"messages\": %zu, \"bytes\": %zu, \"reads\": %zu, "
+                "\"seconds\": %.6f, \"messages_per_s\": %.1f, \"mb_per_s\": %.3f}",
+                check.messages(), check.bytes(), reads, s,
+                s > 0 ? static_cast<double>(check.messages()) / s : 0.0,
+                s > 0 ? static_cast<double>(check.bytes()) / s / 1e6 : 0.0);
+  report(out, json);
+  return 0;
+}
+
+int run_ping(const corpus& c, std::size_t count, std::size_t warmup, const std::string& out) {
+  const std::uint8_t* msg = c.bytes.data();
+  const std::size_t size = c.sizes[0];
+  std::vector<std::uint8_t> back(size);
+  std::vector<double> us;
+  us.reserve(count);
+  for (std::size_t i = 0; i < warmup + count; ++i) {
+    const auto t0 = clock_type::now();
+    write_all(STDOUT_FILENO, msg, size);
+    if (!read_exact(STDIN_FILENO, back.data(), size)) die("EOF after " + std::to_string(i) + " round trips");
+    const auto t1 = clock_type::now();
+    if (std::memcmp(back.data(), msg, size) != 0) die("round trip " + std::to_string(i) + " came back changed");
+    if (i >= warmup) us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+  }
+  ::close(STDOUT_FILENO);
+  if (us.empty()) die("no round trips timed");
+  std::sort(us.begin(), us.end());
+  const auto at = [&us](double q) {
+    return us[std::min(us.size() - 1, static_cast<std::size_t>(q * static_cast<double>(us.size())))];
+  };
+  double sum = 0;
+  for (double v : us) sum += v;
+  char json[320];
+  std::snprintf(json, sizeof json,
+                "{\"mode\": \"ping\", \"round_trips\": %zu, \"bytes\": %zu, \"min_us\": %.2f, "
+                "\"median_us\": %.2f, \"p90_us\": %.2f, \"p99_us\": %.2f, \"max_us\": %.2f, "
+                "\"mean_us\": %.2f}",
+                us.size(), size, us.front(), at(0.5), at(0.9), at(0.99), us.back(),
+                sum / static_cast<double>(us.size()));
+  report(out, json);
+  return 0;
+}
+
+int run_pong() {
+  std::vector<std::uint8_t> buffer(64 << 10);
+  for (;;) {
+    const ssize_t r = ::read(STDIN_FILENO, buffer.data(), buffer.size());
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      die("read failed: " + errno_text());
+    }
+    if (r == 0) return 0;
+    write_all(STDOUT_FILENO, buffer.data(), static_cast<std::size_t>(r));
+  }
+}
+
+[[noreturn]] void usage() {
+  std::fputs(
+      "usage: relay_load gen  CORPUS COUNT [--chunk BYTES] [--out JSON]\n"
+      "       relay_load sink CORPUS COUNT [--out JSON]\n"
+      "       relay_load ping CORPUS COUNT [--warmup N] [--out JSON]\n"
+      "       relay_load pong\n",
+      stderr);
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);  // a vanished reader is an error message, not a silent death
+  if (argc < 2) usage();
+  const std::string mode = argv[1];
+  if (mode == "pong") return run_pong();
+  if (argc < 4) usage();
+  const corpus c = load_corpus(argv[2]);
+  const std::size_t count = parse_size(argv[3], "COUNT");
+  std::string out;
+  std::size_t chunk = 64 << 10, warmup = 1000;
+  for (int i = 4; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) usage();
+    const std::string value = argv[++i];
+    if (arg == "--out") out = value;
+    else if (arg == "--chunk") chunk = parse_size(value, "--chunk");
+    else if (arg == "--warmup") warmup = parse_size(value, "--warmup");
+    else usage();
+  }
+  if (mode == "gen") return run_gen(c, count, chunk, out);
+  if (mode == "sink") return run_sink(c, count, out);
+  if (mode == "ping") return run_ping(c, count, warmup, out);
+  usage();
+}
