@@ -1,4 +1,4 @@
-#include "disassembler.hpp"
+#include "pickleway/disassembler.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "pickleway/opcode_reader.hpp"
-#include "python_repr.hpp"
+#include "pickleway/python_repr.hpp"
 
 namespace pickleway {
 namespace {

@@ -5,7 +5,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "python_repr.hpp"
+#include "pickleway/python_repr.hpp"
 
 namespace pickleway {
 namespace {

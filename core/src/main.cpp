@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "config.hpp"
-#include "disassembler.hpp"
+#include "pickleway/disassembler.hpp"
 #include "engine/engine.hpp"
 #include "plugin_registry.hpp"
 

@@ -1,4 +1,4 @@
-#include "python_repr.hpp"
+#include "pickleway/python_repr.hpp"
 
 #include <algorithm>
 #include <array>

@@ -6,7 +6,7 @@
 
 #include "../support/corpus.hpp"
 #include "../support/process.hpp"
-#include "disassembler.hpp"
+#include "pickleway/disassembler.hpp"
 
 using namespace pickleway;
 using namespace std::string_literals;

@@ -9,7 +9,7 @@
 
 #include "../support/corpus.hpp"
 #include "../support/feed.hpp"
-#include "disassembler.hpp"
+#include "pickleway/disassembler.hpp"
 #include "pickleway/opcode_reader.hpp"
 
 using namespace pickleway;

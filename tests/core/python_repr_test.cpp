@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "../support/process.hpp"
-#include "python_repr.hpp"
+#include "pickleway/python_repr.hpp"
 
 using namespace pickleway;
 using namespace std::string_view_literals;

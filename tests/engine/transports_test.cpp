@@ -210,3 +210,33 @@ print("ok", len(objects))
   CHECK(g.wait() == 0);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("bytes from a length-framed endpoint reach a pickle endpoint only as whole pickles") {
+  const auto dir = make_temp_dir();
+  const auto report = dir / "report.json";
+  const auto config = write_text(dir, "guard.yaml", R"(
+sessions:
+  - name: guard
+    a: {transport: tcp, listen: "127.0.0.1:0", framing: length}
+    b: {transport: spawn, command: )" + peer_command({"sink", "--report", report.string()}) + R"(}
+)");
+  gateway g(config);
+  const int port = g.listening_port("guard");
+  const auto client = run({PICKLEWAY_PYTHON, "-c", R"(
+import pickle, sys
+from multiprocessing.connection import Client
+conn = Client(("127.0.0.1", int(sys.argv[1])))
+conn.send({"seq": 0})
+conn.send_bytes(pickle.dumps({"seq": 1}) + b"trailing")
+conn.send({"seq": 2})
+conn.close()
+)", std::to_string(port)});
+  CHECK(client.exit_status == 0);
+  CHECK(g.wait_for_line("message 2 is not one whole pickle for endpoint b (spawn): 8 bytes "
+                        "follow the pickle's STOP opcode"));
+  CHECK(g.wait_for_line("session guard#1: ended with an error, a>b 1 messages"));
+  g.signal(SIGTERM);
+  CHECK(g.wait() == 1);
+  CHECK(read_report(report).find(R"("received": 1, "ok": true)") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}

@@ -40,6 +40,20 @@ std::unique_ptr<transport> make_transport(const std::string& name, const option_
   return made;
 }
 
+std::unique_ptr<filter_factory> make_filter(const std::string& name, const option_values& values,
+                                            option_error* error) {
+  const loaded_plugin* p = built_plugins().find(plugin_kind::filter, name);
+  REQUIRE_MESSAGE(p, "no filter plugin " << name << " in " << PICKLEWAY_PLUGIN_DIR);
+  option_error refused;
+  auto made = p->descriptor->make_filter(values, refused);
+  if (error) {
+    *error = refused;
+  } else {
+    REQUIRE_MESSAGE(made, name << " refused its options: " << refused.option << ": " << refused.message);
+  }
+  return made;
+}
+
 bool wait_ready(int handle, bool writable, std::chrono::milliseconds timeout) {
   pollfd p{handle, static_cast<short>(writable ? POLLOUT : POLLIN), 0};
   return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;

@@ -26,6 +26,10 @@ option_values options(std::initializer_list<std::pair<std::string, option_value>
 std::unique_ptr<transport> make_transport(const std::string& name, const option_values& values,
                                           option_error* error = nullptr);
 
+// Makes a filter factory from options, as make_transport does.
+std::unique_ptr<filter_factory> make_filter(const std::string& name, const option_values& values,
+                                            option_error* error = nullptr);
+
 using namespace std::chrono_literals;
 
 // Runs an opener to its end; nullptr with `error` set when it failed or the

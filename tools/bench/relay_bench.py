@@ -221,7 +221,7 @@ class Bench:
         proc = pickleway_process(self.pickleway, config, list(pin))
         wait_ok(proc, LogReader(proc.stderr), f'pickleway run {config}')
 
-    def two_processes(self, kind, first, second):
+    def two_processes(self, kind, first, second, pin=()):
         """pickleway 2 listens (b: spawn second); pickleway 1 connects (a: spawn first)."""
         stem = self._fresh(kind)
         if kind == 'unix':
@@ -233,7 +233,7 @@ class Bench:
         server_cfg.write_text('sessions:\n  - name: server\n'
                               f'    a: {{transport: {kind}, {listen}}}\n'
                               f'    b: {{transport: spawn, command: {yaml_list(second)}}}\n')
-        server = pickleway_process(self.pickleway, server_cfg, [])
+        server = pickleway_process(self.pickleway, server_cfg, list(pin))
         server_log = LogReader(server.stderr)
         try:
             m = server_log.wait_for(r'session server: listening on (\S+) (\S+)', 10)
@@ -243,7 +243,7 @@ class Bench:
             client_cfg.write_text('sessions:\n  - name: client\n'
                                   f'    a: {{transport: spawn, command: {yaml_list(first)}}}\n'
                                   f'    b: {{transport: {kind}, {connect}}}\n')
-            client = pickleway_process(self.pickleway, client_cfg, [])
+            client = pickleway_process(self.pickleway, client_cfg, list(pin))
             wait_ok(client, LogReader(client.stderr), f'pickleway run {client_cfg}')
             # The listener runs on for further clients: end it once its
             # instance has ended, and ask that it ended cleanly.
@@ -271,15 +271,15 @@ class Bench:
             raise Failed(f'{shlex.join(argv)} exited with {run.returncode}: {run.stderr}')
 
     # --- the measurements ---
-    def throughput(self, path, corpus, count):
+    def throughput(self, path, corpus, count, pin=()):
         out = self._fresh('sink').with_suffix('.json')
         first, second = self.gen(corpus, count), self.sink(corpus, count, out)
         if path == 'direct':
-            self.direct(first, second)
+            self.direct(first, second, pin)
         elif path == 'spawn':
-            self.spawn(first, second)
+            self.spawn(first, second, pin)
         else:
-            self.two_processes(path, first, second)
+            self.two_processes(path, first, second, pin)
         r = read_result(out)
         if r['messages'] != count:
             raise Failed(f'{path}: the sink got {r["messages"]} messages of {count}')

@@ -102,6 +102,18 @@ std::unique_ptr<message_reader> make_reader(const framing_config& framing) {
   return std::make_unique<pickle_reader>(framing.pickle);
 }
 
+std::string whole_pickle_problem(bytes_view message, const framer_options& options) {
+  framer check(options);
+  frame_status status = check.next(message);
+  if (status == frame_status::need_more) status = check.finish(message);
+  if (status == frame_status::error) return check.error().describe();
+  if (status != frame_status::message) return "it holds no pickle";
+  if (check.message().size != message.size())
+    return std::to_string(message.size() - check.message().size) +
+           " bytes follow the pickle's STOP opcode";
+  return {};
+}
+
 void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out) {
   if (kind == framing_kind::length) {
     const std::uint64_t n = message.size();

@@ -34,6 +34,9 @@ class message_reader {
 
 std::unique_ptr<message_reader> make_reader(const framing_config& framing);
 
+// "" when `message` is exactly one whole pickle by `options`, else why not.
+std::string whole_pickle_problem(bytes_view message, const framer_options& options);
+
 // Appends `message` to `out` as the endpoint's framing writes it.
 void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out);
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "python_repr.hpp"
+#include "pickleway/python_repr.hpp"
 
 namespace pickleway {
 namespace {
@@ -126,6 +126,19 @@ void pump::deliver(bytes_view bytes, std::uint64_t offset) {
     }
   }
   const bytes_view out = m.bytes();
+  // Bytes that did not come through the framer (a length-framed source, a
+  // filter's rewrite) must still be one whole pickle before a pickle
+  // endpoint gets them: Python is never handed garbage.
+  const bool framed = from_.config->framing.kind == framing_kind::pickle && !m.replaced();
+  if (to_.config->framing.kind == framing_kind::pickle && !framed) {
+    if (const std::string problem = whole_pickle_problem(out, to_.config->framing.pickle);
+        !problem.empty()) {
+      stop_input(from_.label + ": offset " + std::to_string(offset) + ": message " +
+                 std::to_string(m.sequence()) + " is not one whole pickle for " + to_.label + ": " +
+                 problem);
+      return;
+    }
+  }
   encode_message(to_.config->framing.kind, out, out_);
   ++stats_.messages;
   stats_.bytes += out.size();

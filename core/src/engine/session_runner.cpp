@@ -16,7 +16,12 @@ void add(direction_stats& into, const direction_stats& s) {
 
 session_runner::session_runner(asio::io_context& io, const session_config& session,
                                std::chrono::milliseconds grace, std::function<void()> on_end)
-    : io_(io), session_(session), grace_(grace), on_end_(std::move(on_end)), waiter_(io) {}
+    : io_(io),
+      session_(session),
+      grace_(grace),
+      on_end_(std::move(on_end)),
+      waiter_(io),
+      retry_timer_(io) {}
 
 session_runner::~session_runner() { waiter_.forget_all(); }
 
@@ -57,7 +62,16 @@ void session_runner::accept_next() {
     if (accepted) {
       launch(std::move(accepted));
     } else if (!error.empty()) {
+      // Out of descriptors, say: the listener stays readable, so wait a
+      // little before trying again instead of spinning on it.
       log_line("session " + session_.name + ": accept failed: " + error);
+      accepting_ = true;
+      retry_timer_.expires_after(std::chrono::milliseconds(100));
+      retry_timer_.async_wait([this](const std::error_code& timer_error) {
+        accepting_ = false;
+        if (!timer_error) accept_next();
+      });
+      return;
     }
     accept_next();
   });
@@ -98,6 +112,7 @@ void session_runner::ended(instance& i) {
 void session_runner::shutdown() {
   if (stopping_) return;
   stopping_ = true;
+  retry_timer_.cancel();
   waiter_.forget_all();
   listener_.reset();  // closes the listening socket (and removes its file)
   // Instances leave live_ as they end; shut down a snapshot.

@@ -9,6 +9,7 @@
 #include <set>
 
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "config.hpp"
 #include "engine/instance.hpp"
@@ -45,6 +46,7 @@ class session_runner {
   std::chrono::milliseconds grace_;
   std::function<void()> on_end_;
   waiter waiter_;
+  asio::steady_timer retry_timer_;  // after a failed accept
   std::unique_ptr<listener> listener_;
   char listening_side_ = 0;  // 'a', 'b', or 0
   std::set<std::shared_ptr<instance>> live_;
