@@ -67,11 +67,6 @@ std::unique_ptr<listener> listen_at(const std::string& path) {
 }
 
 // Both ends of one connection made through the plugin.
-struct connection {
-  std::unique_ptr<byte_stream> client;
-  std::unique_ptr<byte_stream> server;
-};
-
 std::unique_ptr<byte_stream> connect_to(const std::string& path) {
   auto endpoint = make_transport("unix", options({{"connect", text(path)}}));
   CHECK(endpoint->describe() == "unix connect " + path);
@@ -91,69 +86,6 @@ connection connect_to(listener& l, const std::string& path) {
   return c;
 }
 
-// Carries `a_to_b` from a to b and `b_to_a` back at the same time, each
-// direction half-closed once written, so that neither side's socket
-// buffers can stall the other; returns what each side read until EOF.
-std::pair<std::string, std::string> carry(byte_stream& a, byte_stream& b, std::string_view a_to_b,
-                                          std::string_view b_to_a) {
-  struct direction {
-    byte_stream& from;
-    byte_stream& to;
-    std::string_view left;
-    std::string got;
-    bool closed = false;
-    bool ended = false;
-  };
-  direction flows[] = {{a, b, a_to_b, {}}, {b, a, b_to_a, {}}};
-  std::vector<std::uint8_t> chunk(65536);
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (!flows[0].ended || !flows[1].ended) {
-    std::vector<pollfd> waits;
-    bool moved = false;
-    for (auto& f : flows) {
-      if (!f.left.empty()) {
-        const auto r =
-            f.from.write({reinterpret_cast<const std::uint8_t*>(f.left.data()), f.left.size()});
-        REQUIRE_MESSAGE(r.status != io_status::failed, r.error.message());
-        if (r.status == io_status::done) f.left.remove_prefix(r.bytes), moved = true;
-        if (r.status == io_status::would_block) waits.push_back({r.wait_handle, POLLOUT, 0});
-      } else if (!f.closed) {
-        REQUIRE_FALSE(f.from.close_write());
-        f.closed = moved = true;
-      }
-      if (f.ended) continue;
-      const auto r = f.to.read(chunk);
-      REQUIRE_MESSAGE(r.status != io_status::failed, r.error.message());
-      if (r.status == io_status::done)
-        f.got.append(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(r.bytes)),
-            moved = true;
-      if (r.status == io_status::eof) f.ended = moved = true;
-      if (r.status == io_status::would_block) waits.push_back({r.wait_handle, POLLIN, 0});
-    }
-    if (moved) continue;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    REQUIRE_MESSAGE(left.count() > 0, "the transfer did not finish in time");
-    REQUIRE(::poll(waits.data(), waits.size(), static_cast<int>(left.count())) > 0);
-  }
-  return {flows[0].got, flows[1].got};
-}
-
-// The sequence a user relies on: one side half-closes, the other reads
-// EOF, and can still answer.
-void exchange_with_half_close(connection& c) {
-  REQUIRE(write_all(*c.client, "ping from the client"));
-  REQUIRE_FALSE(c.client->close_write());
-  std::string got;
-  REQUIRE(read_to_end(*c.server, got));
-  CHECK(got == "ping from the client");
-
-  REQUIRE(write_all(*c.server, "pong from the server"));
-  REQUIRE_FALSE(c.server->close_write());
-  got.clear();
-  REQUIRE(read_to_end(*c.client, got));
-  CHECK(got == "pong from the server");
-}
 
 bool is_socket_file(const std::string& path) {
   struct stat st {};

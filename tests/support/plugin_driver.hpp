@@ -47,6 +47,22 @@ bool write_all(byte_stream& s, std::string_view bytes, std::chrono::milliseconds
 // Reads until EOF (true) or failure/timeout (false); what came is in `out`.
 bool read_to_end(byte_stream& s, std::string& out, std::chrono::milliseconds deadline = 10s);
 
+// Two ends of one connection, as a test opens them.
+struct connection {
+  std::unique_ptr<byte_stream> client;
+  std::unique_ptr<byte_stream> server;
+};
+
+// Carries `a_to_b` from a to b and `b_to_a` back at the same time, each
+// direction half-closed once written, so that neither side's buffers can
+// stall the other; returns what each side read until EOF.
+std::pair<std::string, std::string> carry(byte_stream& a, byte_stream& b, std::string_view a_to_b,
+                                          std::string_view b_to_a);
+
+// The sequence a user relies on: one side half-closes, the other reads
+// EOF, and can still answer.
+void exchange_with_half_close(connection& c);
+
 // Waits until `handle` is ready; false on timeout.
 bool wait_ready(int handle, bool writable, std::chrono::milliseconds timeout);
 
