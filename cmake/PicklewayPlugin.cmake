@@ -15,8 +15,10 @@ function(pickleway_add_plugin name)
     PREFIX ""
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON)
-  if(TARGET pickleway_plugins)  # in-tree: `pickleway_plugins` builds them all
+  if(TARGET pickleway_plugins)  # in-tree: `pickleway_plugins` builds them all,
     add_dependencies(pickleway_plugins pickleway_plugin_${name})
+    # and `cmake --install` puts them where the installed pickleway looks.
+    install(TARGETS pickleway_plugin_${name} LIBRARY DESTINATION lib/pickleway/plugins)
   endif()
   if(PICKLEWAY_PLUGIN_OUTPUT_DIRECTORY)
     set_target_properties(pickleway_plugin_${name} PROPERTIES
