@@ -286,13 +286,7 @@ filter_config read_filter(const locator& loc, const YAML::Node& item,
   return f;
 }
 
-constexpr option_spec session_keys[] = {
-    {"name", option_type::string, true, "unique session name"},
-    {"a", option_type::section, true, "endpoint a"},
-    {"b", option_type::section, true, "endpoint b"},
-    {"filters", option_type::string_list, false, "filter chain"},
-    {"max_instances", option_type::integer, false, "instances at once"},
-};
+constexpr std::string_view session_keys[] = {"a", "b", "filters", "max_instances", "name"};
 
 session_config read_session(const locator& loc, const YAML::Node& node,
                             const plugin_registry& plugins, std::size_t index) {
@@ -300,9 +294,8 @@ session_config read_session(const locator& loc, const YAML::Node& node,
   require_map(loc, node, crumb);
   for (const auto& item : node) {
     const std::string key = scalar(loc, item.first, "a key");
-    if (std::none_of(std::begin(session_keys), std::end(session_keys),
-                     [&](const option_spec& s) { return s.name == key; }))
-      loc.fail(item.first, "unknown session key '" + key + "' (known: a, b, filters, max_instances, name)");
+    if (std::find(std::begin(session_keys), std::end(session_keys), key) == std::end(session_keys))
+      loc.fail(item.first, "unknown session key '" + key + "' (known: " + join(session_keys) + ")");
   }
   session_config s;
   s.where = loc.at(node);

@@ -1,0 +1,77 @@
+// The `tap` filter: copies every message going one way to a file, as a
+// pickle stream that `pickleway dis` reads back. It changes nothing.
+//
+//   filters:
+//     - tap: {path: copies.pickles, direction: a>b}
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <pickleway/plugin.hpp>
+
+namespace {
+
+using namespace pickleway;
+
+constexpr std::string_view directions[] = {"a>b", "b>a"};
+
+constexpr option_spec tap_options[] = {
+    {"path", option_type::string, true, "the file to append the copies to"},
+    {"direction", option_type::choice, false, "a>b (default) or b>a", directions},
+};
+
+// One per instance. The file is opened per instance, so instances of a
+// listening session each append whole messages of their own.
+class tap_filter final : public filter {
+ public:
+  tap_filter(std::FILE* file, direction watched) : file_(file), watched_(watched) {}
+  ~tap_filter() override { std::fclose(file_); }
+
+  filter_result on_message(direction d, message& m, std::string& error) override {
+    if (d != watched_) return filter_result::pass;
+    const bytes_view bytes = m.bytes();
+    if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size() || std::fflush(file_) != 0) {
+      error = "tap: cannot write the copy";
+      return filter_result::fail;
+    }
+    return filter_result::pass;
+  }
+
+ private:
+  std::FILE* file_;
+  direction watched_;
+};
+
+class tap_factory final : public filter_factory {
+ public:
+  tap_factory(std::string path, direction watched) : path_(std::move(path)), watched_(watched) {}
+
+  std::unique_ptr<filter> make(const open_context&) override {
+    std::FILE* file = std::fopen(path_.c_str(), "ab");
+    if (!file) throw std::runtime_error("tap: cannot open " + path_);
+    return std::make_unique<tap_filter>(file, watched_);
+  }
+
+  std::string describe() const override {
+    return "tap " + path_ + " (" + std::string(to_string(watched_)) + ")";
+  }
+
+ private:
+  std::string path_;
+  direction watched_;
+};
+
+std::unique_ptr<filter_factory> make(const option_values& options, option_error& error) {
+  const std::string path = options.get_string("path").value_or("");
+  if (path.empty()) {
+    error = {"path", "tap: path must not be empty"};
+    return nullptr;
+  }
+  const bool backwards = options.get_string("direction") == "b>a";
+  return std::make_unique<tap_factory>(path, backwards ? direction::b_to_a : direction::a_to_b);
+}
+
+}  // namespace
+
+PICKLEWAY_FILTER_PLUGIN("tap", "1.0.0", "copies the messages of one direction to a file",
+                        tap_options, make)
