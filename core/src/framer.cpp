@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cstring>
 
@@ -44,19 +45,80 @@ constexpr action action_of(op code) {
   }
 }
 
-// The opcode table, re-indexed by byte and cut down to what the hot loop reads.
-struct step {
+// Where an opcode's argument ends, decided once per byte in `steps` rather
+// than by switches on arg_kind for every opcode.
+enum class layout : std::uint8_t { fixed, prefixed, text };
+
+// The opcodes parse()'s fast loop handles, by argument width. Dense values,
+// so that its switch becomes one jump table: an indirect branch the CPU
+// predicts, where if-converted code would wait for the table load.
+enum class shape : std::uint8_t {
+  slow, none, fixed1, fixed2, fixed4, fixed8, prefix1, prefix4, prefix8
+};
+
+constexpr shape shape_of(layout lay, int width) {
+  if (lay == layout::fixed) {
+    switch (width) {
+      case 0: return shape::none;
+      case 1: return shape::fixed1;
+      case 2: return shape::fixed2;
+      case 4: return shape::fixed4;
+      default: return shape::fixed8;
+    }
+  }
+  switch (width) {
+    case 1: return shape::prefix1;
+    case 4: return shape::prefix4;
+    default: return shape::prefix8;
+  }
+}
+
+// The opcode table, re-indexed by byte and cut down to what the hot loop
+// reads; 8 bytes, so that one load fetches a row.
+struct alignas(8) step {
   arg_kind arg = arg_kind::none;
   action act = action::invalid;
   std::uint8_t proto = 0;
+  layout lay = layout::fixed;
+  std::uint8_t width = 0;  // of a fixed argument (0: none), or of a length prefix
+  std::uint8_t proto_bit = 0;  // 1 << proto
+  shape form = shape::slow;
 };
 
 constexpr std::array<step, 256> steps = [] {
   std::array<step, 256> s{};
-  for (const auto& row : opcode_table)
-    s[static_cast<std::uint8_t>(row.code)] = {row.arg, action_of(row.code), row.proto};
+  for (const auto& row : opcode_table) {
+    const int prefix = length_prefix_width(row.arg);
+    const layout lay = prefix ? layout::prefixed : is_text(row.arg) ? layout::text : layout::fixed;
+    s[static_cast<std::uint8_t>(row.code)] = {
+        row.arg, action_of(row.code), row.proto, lay,
+        static_cast<std::uint8_t>(prefix ? prefix : fixed_width(row.arg)),
+        static_cast<std::uint8_t>(1u << row.proto)};
+    const action act = action_of(row.code);
+    step& st = s[static_cast<std::uint8_t>(row.code)];
+    if ((lay == layout::fixed || (lay == layout::prefixed && !has_signed_length(row.arg))) &&
+        (act == action::plain || act == action::keep || act == action::push_string ||
+         act == action::memoize))
+      st.form = shape_of(lay, st.width);
+  }
   return s;
 }();
+
+// A length prefix: 1, 4 or 8 bytes, little-endian, loaded with memcpy (one
+// instruction) where the host's order is the pickle's.
+static_assert(std::endian::native == std::endian::little,
+              "load_length reads little-endian lengths with memcpy");
+std::uint64_t load_length(const std::uint8_t* p, int width) {
+  if (width == 1) return p[0];
+  if (width == 4) {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
 
 std::uint64_t load_le(const std::uint8_t* p, int width) {
   std::uint64_t v = 0;
@@ -199,23 +261,98 @@ void framer::reset_message() {
   info_.frames.clear();
 }
 
+// parse()'s fast loop: steps over the binary opcodes most of a protocol 2+
+// message is made of, while they lie wholly below `bound`, and returns where
+// it stopped; parse() reads that opcode again and does the rest. A function
+// of its own so that its few variables get registers: in parse() they are
+// spilled to the stack, adding a store-to-load delay to every opcode.
+std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
+                         std::size_t& opcode_count, unsigned& protocols) {
+  std::size_t count = opcode_count;
+  unsigned protos = protocols;
+  // The two topmost stack values, kept in registers while in the loop.
+  memo_slot top0 = top_[0], top1 = top_[1];
+  while (pos < bound) {
+    const step s = steps[base[pos]];
+    std::size_t arg = pos + 1;
+    std::size_t end = SIZE_MAX;  // stays so for anything the loop leaves
+    switch (s.form) {
+      case shape::slow: break;
+      case shape::none: end = arg; break;
+      case shape::fixed1: end = arg + 1; break;
+      case shape::fixed2: end = arg + 2; break;
+      case shape::fixed4: end = arg + 4; break;
+      case shape::fixed8: end = arg + 8; break;
+      case shape::prefix1:
+        if (arg + 1 > bound) break;
+        arg += 1;
+        end = arg + base[arg - 1];
+        break;
+      case shape::prefix4:
+        if (arg + 4 > bound) break;
+        arg += 4;
+        end = arg + load_length(base + arg - 4, 4);
+        break;
+      case shape::prefix8: {
+        if (arg + 8 > bound) break;
+        const std::uint64_t length = load_length(base + arg, 8);
+        arg += 8;
+        if (length <= bound) end = arg + static_cast<std::size_t>(length);
+        break;
+      }
+    }
+    if (end > bound) break;
+    // MEMOIZE's key is the count so far: the next dense slot, but for a
+    // message that PUT keys out of order (the general code sorts it out).
+    if (s.act == action::memoize && memo_count_ != memo_.size()) break;
+    ++count;
+    protos |= s.proto_bit;
+    if (s.act == action::push_string) {
+      top1 = top0;
+      top0 = {static_cast<std::uint32_t>(arg), static_cast<std::uint32_t>(end - arg)};
+    } else if (s.act == action::memoize) {
+      memo_.push_back(top0);
+      ++memo_count_;
+    } else if (s.act == action::plain) {
+      top0 = top1 = unknown_value;
+    }
+    pos = end;
+  }
+  top_[0] = top0;
+  top_[1] = top1;
+  opcode_count = count;
+  protocols = protos;
+  return pos;
+}
+
 frame_status framer::parse(bytes_view data) {
   const std::uint8_t* const base = data.data();
   const std::size_t size = data.size();
   const std::size_t max = options_.max_message;
   std::size_t pos = pos_;
   std::size_t count = info_.opcode_count;
+  // The protocols of the opcodes read, as a bit set: cheaper per opcode than
+  // a running max.
+  unsigned protos = 1u << max_proto_;
+  const auto max_proto = [&] { return static_cast<int>(std::bit_width(protos)) - 1; };
+  const std::size_t limit = std::min(size, max);
+  // end <= bound means the opcode is wholly in `data`, within max_message,
+  // and does not cross the end of the current FRAME: one test per opcode.
+  std::size_t bound = pos < frame_end_ ? std::min(limit, frame_end_) : limit;
+  // The fast loop's own bound: 0 for messages of protocols 0 and 1, made of
+  // text opcodes, which would leave it at once, at a cost.
+  const bool fast = info_.starts_with_proto;
+  std::size_t fast_bound = fast ? bound : 0;
 
   // Saves the resume point and asks for `total` bytes (or fails when a
   // message that long would exceed max_message).
+  // Small enough to be inlined: an out-of-line lambda that captures the
+  // loop's variables by reference keeps them in memory, not registers.
   const auto need = [&](std::size_t total) {
     pos_ = pos;
     info_.opcode_count = count;
-    if (total > max)
-      return reject(data, errc::message_too_large, pos, pos < size ? base[pos] : -1,
-                    "needs " + std::to_string(total) + " bytes, max_message is " +
-                        std::to_string(max));
-    return want(total);
+    max_proto_ = max_proto();
+    return need_bytes(data, total);
   };
   // Finds the '\n' ending a text line that starts at `from`.
   const auto find_newline = [&](std::size_t from) -> const std::uint8_t* {
@@ -225,6 +362,8 @@ frame_status framer::parse(bytes_view data) {
   };
 
   for (;;) {
+    if (pos < fast_bound) pos = skim(base, pos, bound, count, protos);
+
     if (pos >= size) return need(pos + 1);
     const std::uint8_t code = base[pos];
     const step s = steps[code];
@@ -235,21 +374,35 @@ frame_status framer::parse(bytes_view data) {
       pos_ = pos;
       return reject(data, errc::unknown_opcode, pos, code, {});
     }
-    if (const int fixed = fixed_width(s.arg)) {
-      end = arg + static_cast<std::size_t>(fixed);
-    } else if (const int width = length_prefix_width(s.arg)) {
-      if (arg + static_cast<std::size_t>(width) > size)
-        return need(arg + static_cast<std::size_t>(width));
-      std::uint64_t length = load_le(base + arg, width);
+    if (s.lay == layout::fixed) {
+      // Constant widths on each path: the branch is predicted, so the next
+      // opcode's position does not wait for the table load.
+      switch (s.width) {
+        case 0: end = arg; break;
+        case 1: end = arg + 1; break;
+        case 2: end = arg + 2; break;
+        case 4: end = arg + 4; break;
+        default: end = arg + 8; break;
+      }
+    } else if (s.lay == layout::prefixed) {
+      // As above: constant widths, so only the length load is waited for.
+      std::size_t width;
+      switch (s.width) {
+        case 1: width = 1; break;
+        case 4: width = 4; break;
+        default: width = 8; break;
+      }
+      if (arg + width > size) return need(arg + width);
+      std::uint64_t length = load_length(base + arg, static_cast<int>(width));
       if (has_signed_length(s.arg) && (length & 0x8000'0000u)) {
         pos_ = pos;
         return reject(data, errc::bad_length, pos, code,
                       std::to_string(static_cast<std::int32_t>(length)));
       }
-      arg += static_cast<std::size_t>(width);
+      arg += width;
       if (length > max) return need(max + 1);  // also guards the sum below
       end = arg + static_cast<std::size_t>(length);
-    } else if (is_text(s.arg)) {
+    } else {
       // scan_from_ remembers how far the current line was searched, so a
       // long line arriving in pieces is scanned once.
       std::size_t line = arg;
@@ -271,22 +424,24 @@ frame_status framer::parse(bytes_view data) {
         return need(std::min(size, max) + 1);
       }
       end = static_cast<std::size_t>(nl - base) + 1;
-    } else {
-      end = arg;
     }
-    if (end > size) return need(end);
-    if (end > max) return need(end);
-    if (pos < frame_end_ && end > frame_end_) {
-      pos_ = pos;
-      return reject(data, errc::frame_misaligned, pos, code,
-                    "an opcode crosses the end of the FRAME at " +
-                        std::to_string(frame_end_));
+    if (end > bound) {
+      if (end > limit) return need(end);
+      if (pos < frame_end_ && end > frame_end_) {
+        pos_ = pos;
+        return reject(data, errc::frame_misaligned, pos, code,
+                      "an opcode crosses the end of the FRAME at " +
+                          std::to_string(frame_end_));
+      }
+      bound = limit;  // the FRAME has ended
+      fast_bound = fast ? bound : 0;
     }
     ++count;
-    max_proto_ = std::max<int>(max_proto_, s.proto);
+    protos |= s.proto_bit;
 
-    const std::size_t split = pair_split_;  // start of a pair's second line
-    if (is_text(s.arg)) {
+    std::size_t split = 0;  // start of a pair's second line
+    if (s.lay == layout::text) {
+      split = pair_split_;
       scan_from_ = pair_split_ = 0;
       if (s.arg == arg_kind::stringnl_noescape_pair) {
         info_.line_ends.push_back(static_cast<std::uint32_t>(split - 1));
@@ -307,6 +462,7 @@ frame_status framer::parse(bytes_view data) {
         break;
       case action::stop:
         info_.opcode_count = count;
+        max_proto_ = max_proto();
         if (frame_end_ > end) {
           pos_ = pos;
           return reject(data, errc::frame_misaligned, pos, code,
@@ -332,6 +488,8 @@ frame_status framer::parse(bytes_view data) {
         const std::uint64_t length = load_le(base + arg, 8);
         if (length > max - end) return need(max + 1);
         frame_end_ = end + static_cast<std::size_t>(length);
+        bound = std::min(limit, frame_end_);
+        fast_bound = fast ? bound : 0;
         info_.frames.push_back(static_cast<std::uint32_t>(pos));
         break;
       }
@@ -347,7 +505,13 @@ frame_status framer::parse(bytes_view data) {
         break;
       }
       case action::memoize:
-        define_memo(memo_count_);
+        // MEMOIZE keys are the count so far: the next dense slot, always.
+        if (memo_count_ == memo_.size()) {
+          memo_.push_back(top_[0]);
+          ++memo_count_;
+        } else {
+          define_memo(memo_count_);
+        }
         break;
       case action::put:
       case action::get: {
@@ -452,6 +616,16 @@ frame_status framer::complete(bytes_view data, std::size_t size) {
   in_message_ = false;
   tentative_ = false;
   return frame_status::message;
+}
+
+frame_status framer::need_bytes(bytes_view data, std::size_t total) {
+  const std::size_t max = options_.max_message;
+  if (total > max)
+    return reject(data, errc::message_too_large, pos_,
+                  pos_ < data.size() ? data[pos_] : -1,
+                  "needs " + std::to_string(total) + " bytes, max_message is " +
+                      std::to_string(max));
+  return want(total);
 }
 
 frame_status framer::want(std::size_t total) {

@@ -130,10 +130,13 @@ class framer {
 
 
   frame_status parse(bytes_view data);
+  std::size_t skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
+                   std::size_t& opcode_count, unsigned& protocols);
   frame_status start_message(bytes_view data);
   frame_status divert_stray(bytes_view data, bool at_end);
   frame_status fail(errc code, std::size_t at, int opcode, std::string detail);
   frame_status want(std::size_t total);
+  frame_status need_bytes(bytes_view data, std::size_t total);
   frame_status complete(bytes_view data, std::size_t size);
   void reset_message();
 
