@@ -1,0 +1,191 @@
+// The `log` filter: one record per message, both directions, appended to a
+// file or standard error by a writer thread. It only observes: every message
+// passes on unchanged, including one it cannot read as a pickle (its record
+// says why). See README.md beside this file for the formats.
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <pickleway/plugin.hpp>
+
+#include "inspect.hpp"
+#include "record.hpp"
+#include "writer.hpp"
+
+namespace {
+
+using namespace pickleway;
+namespace lg = pickleway::log;
+
+constexpr std::size_t default_queue = 1024;
+constexpr std::size_t default_hex_limit = 256;
+
+constexpr std::string_view format_choices[] = {"text", "jsonl"};
+
+constexpr option_spec log_options[] = {
+    {"path", option_type::string, true,
+     "file the records are appended to (created if missing); - for standard error"},
+    {"format", option_type::choice, false,
+     "text: a line per message; jsonl: a JSON object per line (default text)", format_choices},
+    {"dis", option_type::boolean, false, "add each message's disassembly, as pickletools.dis"},
+    {"hex", option_type::boolean, false, "add a hex dump of each message"},
+    {"hex_limit", option_type::size, false,
+     "bytes of each message the hex dump shows (default 256)"},
+    {"queue", option_type::integer, false,
+     "records waiting for the writer thread; more are dropped and counted (default 1024)"},
+};
+
+void to_stderr(const std::string& text) {
+  const std::string line = "pickleway: " + text + "\n";
+  [[maybe_unused]] const auto n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
+// One instance's log: makes a record of each message on the event loop
+// thread (cheap facts and, for dis and hex, a copy of the bytes) and hands
+// it to the writer, dropping it when the writer's queue is full.
+class log_filter final : public filter {
+ public:
+  log_filter(std::shared_ptr<lg::writer> w, const lg::format_options& format,
+             const open_context& context)
+      : writer_(std::move(w)),
+        keep_(format.dis ? SIZE_MAX : format.hex ? format.hex_limit : 0),
+        from_(std::make_shared<const lg::origin>(lg::origin{context.session, context.instance})),
+        sink_(context.log) {}
+
+  // Says how many records were dropped, in the log and in pickleway's log
+  // (the instance's sink is still alive while its filters are destroyed).
+  ~log_filter() override {
+    if (dropped_ == 0) return;
+    lg::record r;
+    r.what = lg::record::kind::dropped;
+    r.time = std::chrono::system_clock::now();
+    r.from = from_;
+    r.count = dropped_;
+    writer_->push_always(std::move(r));
+    const std::string line = "log: " + std::to_string(dropped_) +
+                             (dropped_ == 1 ? " record" : " records") +
+                             " dropped: the log's queue was full";
+    if (sink_) {
+      sink_->line(line);
+    } else {
+      to_stderr("session " + from_->session + "#" + std::to_string(from_->instance) + ": " + line);
+    }
+  }
+
+  filter_result on_message(direction d, message& m, std::string&) override {
+    const bytes_view bytes = m.bytes();
+    lg::record r;
+    r.time = std::chrono::system_clock::now();
+    r.from = from_;
+    r.dir = d;
+    r.sequence = m.sequence();
+    r.size = bytes.size();
+    r.facts = inspector_.inspect(bytes);
+    r.bytes.assign(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(std::min(bytes.size(), keep_)));
+    if (!writer_->push(std::move(r))) ++dropped_;
+    return filter_result::pass;
+  }
+
+ private:
+  std::shared_ptr<lg::writer> writer_;
+  const std::size_t keep_;  // bytes of each message the record keeps
+  std::shared_ptr<const lg::origin> from_;
+  log_sink* sink_;
+  lg::inspector inspector_;
+  std::uint64_t dropped_ = 0;
+};
+
+// One configured log: its instances share one writer thread and one file.
+// The thread starts with the first instance, so `pickleway check` neither
+// starts it nor creates the file.
+class log_factory final : public filter_factory {
+ public:
+  log_factory(lg::writer_options options, std::string written_path)
+      : options_(std::move(options)), written_path_(std::move(written_path)) {}
+
+  std::unique_ptr<filter> make(const open_context& context) override {
+    if (!writer_) writer_ = std::make_shared<lg::writer>(options_);
+    return std::make_unique<log_filter>(writer_, options_.format, context);
+  }
+
+  std::string describe() const override {
+    const auto& f = options_.format;
+    std::string text = "log path=" + written_path_ +
+                       " format=" + (f.form == lg::format::jsonl ? "jsonl" : "text");
+    if (f.dis) text += " dis";
+    if (f.hex) text += " hex hex_limit=" + std::to_string(f.hex_limit);
+    return text + " queue=" + std::to_string(options_.max_records);
+  }
+
+ private:
+  const lg::writer_options options_;
+  const std::string written_path_;
+  std::shared_ptr<lg::writer> writer_;  // the instances hold it too: it outlives the last
+};
+
+// Refuses a path the log could not be written to, without creating it.
+std::string path_problem(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (fs::exists(status)) {
+    if (fs::is_directory(status)) return path.string() + " is a directory";
+    if (::access(path.c_str(), W_OK) != 0) return "cannot write " + path.string() + ": " + last_error().message();
+    return "";
+  }
+  const fs::path dir = path.parent_path();
+  if (!fs::is_directory(dir, ec)) return "no directory " + dir.string();
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    return "cannot create a file in " + dir.string() + ": " + last_error().message();
+  return "";
+}
+
+std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {
+  lg::writer_options o;
+  const std::string path = values.get_string("path").value_or("");
+  if (path.empty()) {
+    error = {"path", "log: path must name a file, or be - for standard error"};
+    return nullptr;
+  }
+  o.path = path;
+  if (path != "-") {
+    // Relative to the working directory pickleway was started in.
+    std::error_code ec;
+    const auto absolute = std::filesystem::absolute(path, ec);
+    if (ec) {
+      error = {"path", "log: " + path + ": " + ec.message()};
+      return nullptr;
+    }
+    if (const std::string problem = path_problem(absolute); !problem.empty()) {
+      error = {"path", "log: " + problem};
+      return nullptr;
+    }
+    o.path = absolute.string();
+  }
+  o.format.form = values.get_string("format").value_or("text") == "jsonl" ? lg::format::jsonl
+                                                                          : lg::format::text;
+  o.format.dis = values.get_boolean("dis").value_or(false);
+  o.format.hex = values.get_boolean("hex").value_or(false);
+  const std::int64_t hex_limit =
+      values.get_integer("hex_limit").value_or(static_cast<std::int64_t>(default_hex_limit));
+  if (hex_limit < 1) {
+    error = {"hex_limit", "log: hex_limit must be at least 1 byte"};
+    return nullptr;
+  }
+  o.format.hex_limit = static_cast<std::size_t>(hex_limit);
+  const std::int64_t queue =
+      values.get_integer("queue").value_or(static_cast<std::int64_t>(default_queue));
+  if (queue < 1) {
+    error = {"queue", "log: queue must hold at least 1 record"};
+    return nullptr;
+  }
+  o.max_records = static_cast<std::size_t>(queue);
+  return std::make_unique<log_factory>(std::move(o), path);
+}
+
+}  // namespace
+
+PICKLEWAY_FILTER_PLUGIN("log", "1.0.0",
+                        "one record per message (time, session, direction, size, protocol, "
+                        "type, globals) to a file, written by a thread of its own",
+                        log_options, make)

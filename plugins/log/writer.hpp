@@ -1,0 +1,96 @@
+// The log's writer thread: takes records from a bounded queue, formats them
+// and appends them to the log file, so the event loop never formats a
+// record nor touches the file.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <pickleway/fd_stream.hpp>
+
+#include "record.hpp"
+
+namespace pickleway::log {
+
+struct writer_options {
+  std::string path;  // "-" for standard error
+  format_options format;
+  // At most this many records are held (queued or being written) ...
+  std::size_t max_records = 1024;
+  // ... and, while more than one is, at most this many bytes of message
+  // copies (`dis` and `hex` keep them).
+  std::size_t max_bytes = std::size_t{64} << 20;
+  // After the destructor asks it to stop, how long the thread goes on
+  // waiting for a log that takes bytes slowly or not at all (a FIFO nobody
+  // reads) before giving the rest up. Short, so that pickleway still exits
+  // within the contract's `grace` + 1 s after SIGTERM.
+  std::chrono::milliseconds drain_timeout{500};
+};
+
+// One per configured log filter: every instance of the session writes
+// through it, so records reach the file whole and in the order they were
+// pushed.
+//
+// Threading: push() is called from the event loop thread and never waits for
+// the file; the thread owns the file. Each write(2) carries whole records
+// (for a pipe or FIFO at most PIPE_BUF bytes at a time when records are
+// short, so that other writers' lines do not cut into them).
+class writer {
+ public:
+  // Starts the thread (with every signal blocked, so SIGPIPE becomes EPIPE
+  // and the core's signal handling stays on its own threads). The file is
+  // opened by the thread, on the first record: opening a FIFO must not wait
+  // on the event loop. Throws std::system_error when no thread can start.
+  explicit writer(writer_options options);
+
+  // Writes what is queued, then joins the thread. What the log has not
+  // taken `drain_timeout` after this call is lost, and said so on stderr.
+  ~writer();
+
+  writer(const writer&) = delete;
+  writer& operator=(const writer&) = delete;
+
+  // Queues a record; false, and the record is not kept, when the queue is
+  // full. Never blocks on the file.
+  bool push(record&& r);
+  // Queues a record whatever the bound (the per-instance drop counts).
+  void push_always(record&& r);
+
+ private:
+  void run();
+  // Writes records' text; the count of those that could not be written.
+  std::size_t write_out(const std::string& text, const std::vector<std::size_t>& ends);
+  bool open_file();
+  // Waits until the file takes bytes; false once the stop deadline passed.
+  bool wait_writable();
+  void report(const std::string& what);
+
+  const writer_options options_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<record> queue_;
+  std::size_t held_records_ = 0;  // queued, or taken by the thread and not yet written
+  std::size_t held_bytes_ = 0;
+  bool idle_ = false;     // the thread waits on wake_
+  bool stopping_ = false;
+
+  // The thread's own.
+  unique_fd file_;
+  int fd_ = -1;  // file_, or standard error
+  bool is_pipe_ = false;
+  bool stop_seen_ = false;
+  std::chrono::steady_clock::time_point deadline_;
+  std::string last_problem_;
+  std::uint64_t lost_ = 0;
+
+  unique_fd stop_;  // an eventfd, readable once stopping: wakes a wait on the file
+  std::thread thread_;
+};
+
+}  // namespace pickleway::log
