@@ -15,8 +15,10 @@
 
 namespace pickleway {
 
-// Where the core reports lines a transport wants logged (a child's stderr
-// with `stderr: log`). Valid while the instance that was given it lives.
+// Where the core reports lines a plugin wants logged (a child's stderr with
+// `stderr: log`, a filter's count of dropped records). It outlives
+// everything the instance it was given for holds (streams, openers,
+// filters, down to their destructors), and may be called from any thread.
 class log_sink {
  public:
   virtual ~log_sink() = default;

@@ -58,7 +58,7 @@ class instance : public std::enable_shared_from_this<instance> {
   std::uint64_t number_;
   std::chrono::milliseconds grace_;
   std::function<void(instance&)> on_end_;
-  std::unique_ptr<sink> log_;
+  std::unique_ptr<sink> log_;  // declared before what uses it: destroyed after
   waiter waiter_;       // the streams' and children's descriptors
   waiter open_waiter_;  // the openers' (they may close and reuse them)
 
