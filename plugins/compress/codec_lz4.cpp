@@ -34,12 +34,16 @@ class lz4_compressor final : public compressor {
   lz4_compressor& operator=(const lz4_compressor&) = delete;
 
   bool compress(bytes_view in, std::vector<std::uint8_t>& out, std::string& error) override {
-    std::size_t produced = out.size();
-    out.resize(produced + LZ4F_HEADER_SIZE_MAX + LZ4F_compressBound(in.size(), &preferences_) +
-               LZ4F_compressBound(0, &preferences_));
+    // lz4 wants room for a whole block (64 KiB and more) even for a 60-byte
+    // message: that room is a scratch buffer grown once, not a vector
+    // zero-filled again for every message.
+    const std::size_t bound = LZ4F_HEADER_SIZE_MAX + LZ4F_compressBound(in.size(), &preferences_) +
+                              LZ4F_compressBound(0, &preferences_);
+    if (scratch_.size() < bound) scratch_.resize(bound);
+    std::size_t produced = 0;
     if (!started_) {
       const std::size_t n =
-          LZ4F_compressBegin(context_, out.data() + produced, out.size() - produced, &preferences_);
+          LZ4F_compressBegin(context_, scratch_.data(), scratch_.size(), &preferences_);
       if (LZ4F_isError(n)) {
         error = lz4_error("cannot start the frame", n);
         return false;
@@ -48,20 +52,20 @@ class lz4_compressor final : public compressor {
       started_ = true;
     }
     LZ4F_compressOptions_t options{};
-    std::size_t n = LZ4F_compressUpdate(context_, out.data() + produced, out.size() - produced,
-                                        in.data(), in.size(), &options);
+    std::size_t n = LZ4F_compressUpdate(context_, scratch_.data() + produced,
+                                        scratch_.size() - produced, in.data(), in.size(), &options);
     if (LZ4F_isError(n)) {
       error = lz4_error("compression failed", n);
       return false;
     }
     produced += n;
-    n = LZ4F_flush(context_, out.data() + produced, out.size() - produced, &options);
+    n = LZ4F_flush(context_, scratch_.data() + produced, scratch_.size() - produced, &options);
     if (LZ4F_isError(n)) {
       error = lz4_error("flush failed", n);
       return false;
     }
     produced += n;
-    out.resize(produced);
+    out.insert(out.end(), scratch_.begin(), scratch_.begin() + static_cast<std::ptrdiff_t>(produced));
     return true;
   }
 
@@ -69,6 +73,7 @@ class lz4_compressor final : public compressor {
   LZ4F_cctx* context_;
   LZ4F_preferences_t preferences_;
   bool started_ = false;
+  std::vector<std::uint8_t> scratch_;
 };
 
 class lz4_decompressor final : public decompressor {
