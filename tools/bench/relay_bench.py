@@ -15,26 +15,33 @@ program runs on every path. Its pickles are made here once, by this python3:
          cycled
   ping   one 64-byte protocol-5 pickle
 
-Throughput (small: messages/s; large: MB/s), generator to sink, on four
+Throughput (small: messages/s; large: MB/s), generator to sink, on five
 paths; the sink checks every message against the corpus and times its first
 byte to EOF:
 
   direct  gen | sink (one pipe)
+  hop     relay_load hop: gen and sink on pipes of a minimal relay (epoll,
+          read, write, no framing): the least any relay process costs
   spawn   one pickleway: a: spawn gen, b: spawn sink
   unix    pickleway 1 (a: spawn gen, b: unix connect) to
           pickleway 2 (a: unix listen, b: spawn sink)
   tcp     the same over TCP on 127.0.0.1
 
-Round-trip time of a 64-byte ping-pong, every process pinned to one CPU:
+each twice: every process pinned to CPU 1 (taskset -c 1: the CPU cost of a
+path, steady from run to run) and unpinned (what the 2 CPUs give, noisier).
+
+Round-trip time of a 64-byte ping-pong, every process pinned to CPU 1:
 
   direct     pinger and ponger on two pipes
+  hop        the minimal relay between them
   pickleway  one pickleway: a: spawn pinger, b: spawn ponger (pipes both)
   socat      socat EXEC:pinger,pipes EXEC:ponger,pipes (pipes, like spawn);
              also socat's default, socketpairs, for reference
 
 Every measurement runs --runs times, interleaved; the tables give the median
-run. Wire framing on unix/tcp is pickleway's default (pickle). A Markdown
-table and the targets of the relay issue come out on stdout.
+run. Wire framing on unix/tcp is pickleway's default (pickle). Markdown
+tables and the targets of the relay issue come out on stdout, progress on
+stderr. About a minute on an idle 2-CPU machine.
 """
 
 import argparse
@@ -47,7 +54,6 @@ import re
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -212,6 +218,14 @@ class Bench:
             if code != 0:
                 raise Failed(f'{shlex.join(argv)} exited with {code}')
 
+    def hop(self, first, second, pin=()):
+        """relay_load hop: the least a relay process can do, between first and second."""
+        argv = list(pin) + [self.load, 'hop'] + first + ['--'] + second
+        run = subprocess.run(argv, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if run.returncode != 0:
+            raise Failed(f'{shlex.join(argv)} exited with {run.returncode}: {run.stderr}')
+
     def spawn(self, first, second, pin=()):
         """One pickleway: a: spawn first, b: spawn second."""
         config = self._fresh('spawn').with_suffix('.yaml')
@@ -276,6 +290,8 @@ class Bench:
         first, second = self.gen(corpus, count), self.sink(corpus, count, out)
         if path == 'direct':
             self.direct(first, second, pin)
+        elif path == 'hop':
+            self.hop(first, second, pin)
         elif path == 'spawn':
             self.spawn(first, second, pin)
         else:
@@ -290,6 +306,8 @@ class Bench:
         first, second = self.ping(corpus, out), self.pong()
         if path == 'direct':
             self.direct(first, second, pin)
+        elif path == 'hop':
+            self.hop(first, second, pin)
         elif path == 'pickleway':
             self.spawn(first, second, pin)
         elif path == 'socat':
@@ -351,17 +369,42 @@ def fmt_rate(v):
 
 
 THROUGHPUT_PATHS = [
-    ('direct', 'direct pipe: gen | sink'),
+    ('direct', 'direct pipe: gen → sink'),
+    ('hop', 'minimal relay (relay_load hop), for reference'),
     ('spawn', 'pickleway, one session spawn→spawn'),
     ('unix', 'two pickleways over a Unix socket'),
     ('tcp', 'two pickleways over TCP 127.0.0.1'),
 ]
 LATENCY_PATHS = [
     ('direct', 'direct: pinger ⇄ ponger on two pipes'),
+    ('hop', 'minimal relay (relay_load hop), for reference'),
     ('pickleway', 'one pickleway hop (spawn→spawn, pipes)'),
     ('socat', 'one socat hop (EXEC …,pipes both sides)'),
-    ('socat-socketpair', 'one socat hop (EXEC, socat\'s default socketpairs)'),
+    ('socat-socketpair', "one socat hop (EXEC, socat's default socketpairs)"),
 ]
+WORKLOADS = [('small', 'messages_per_s'), ('large', 'mb_per_s')]
+
+
+def print_throughput(tput, pinning, label, counts, means, runs):
+    print(f'Throughput, generator to checking sink, {label}; median of {runs} runs, '
+          'range in brackets:')
+    print()
+    print('| messages | path | messages/s | MB/s | ÷ direct |')
+    print('| --- | --- | ---: | ---: | ---: |')
+    for workload, key in WORKLOADS:
+        base = median_run(tput[(pinning, workload, 'direct')], key)[key]
+        what = (f'{counts[workload]:,} × ~{means[workload]:.0f} B' if workload == 'small'
+                else f'{counts[workload]:,} × 1 MiB')
+        for path, text in THROUGHPUT_PATHS:
+            runs_ = tput[(pinning, workload, path)]
+            r = median_run(runs_, key)
+            cells = {'messages_per_s': fmt_rate(r['messages_per_s']),
+                     'mb_per_s': fmt_rate(r['mb_per_s'])}
+            if len(runs_) > 1:
+                cells[key] += f' ({spread(runs_, key, fmt_rate)})'
+            print(f'| {what} | {text} | {cells["messages_per_s"]} | {cells["mb_per_s"]} | '
+                  f'{r[key] / base:.2f} |')
+    print()
 
 
 def main():
@@ -379,10 +422,13 @@ def main():
     for tool in (args.pickleway, args.load):
         if not os.access(tool, os.X_OK):
             sys.exit(f'relay_bench: {tool} is not built')
-    pin = []
-    if shutil.which('taskset') and hasattr(os, 'sched_getaffinity') \
-            and PIN_CPU in os.sched_getaffinity(0):
-        pin = ['taskset', '-c', str(PIN_CPU)]
+    if not (shutil.which('taskset') and hasattr(os, 'sched_getaffinity')
+            and PIN_CPU in os.sched_getaffinity(0)):
+        sys.exit(f'relay_bench: needs taskset and CPU {PIN_CPU} (the latency figures and '
+                 'the one-CPU throughput figures are pinned there)')
+    pin = ['taskset', '-c', str(PIN_CPU)]
+    pinnings = [('one-cpu', pin, f'every process pinned to CPU {PIN_CPU} (taskset -c {PIN_CPU})'),
+                ('unpinned', [], f'unpinned ({os.cpu_count()} CPUs shared by every process)')]
     have_socat = shutil.which('socat') is not None
 
     print('command:', shlex.join([sys.executable] + sys.argv))
@@ -396,31 +442,35 @@ def main():
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix='relay_bench.'))
     workdir.mkdir(parents=True, exist_ok=True)
     bench = Bench(args, workdir)
-    small, large, ping = workdir / 'small', workdir / 'large', workdir / 'ping'
-    small_mean = write_corpus(small, small_messages())
-    large_mean = write_corpus(large, large_messages())
+    corpora = {'small': workdir / 'small', 'large': workdir / 'large'}
+    ping = workdir / 'ping'
+    means = {'small': write_corpus(corpora['small'], small_messages()),
+             'large': write_corpus(corpora['large'], large_messages())}
     write_corpus(ping, [ping_message()])
-    small_count = max(1000, int(SMALL_COUNT * args.scale))
-    large_count = max(8, int(LARGE_COUNT * args.scale))
+    counts = {'small': max(1000, int(SMALL_COUNT * args.scale)),
+              'large': max(8, int(LARGE_COUNT * args.scale))}
 
     started = time.monotonic()
-    tput = {}  # (workload, path) -> [sink results]
+    tput = {}  # (pinning, workload, path) -> [sink results]
     lat = {}   # path -> [ping results]
     try:
-        if args.only != 'latency':
-            for run in range(args.runs):
-                for workload, corpus, count in (('small', small, small_count),
-                                                ('large', large, large_count)):
-                    for path, _ in THROUGHPUT_PATHS:
-                        r = bench.throughput(path, corpus, count)
-                        tput.setdefault((workload, path), []).append(r)
-                        print(f'  run {run + 1}: {workload} {path}: '
-                              f'{r["messages_per_s"]:,.0f} msg/s {r["mb_per_s"]:,.0f} MB/s',
-                              file=sys.stderr, flush=True)
-        if args.only != 'throughput':
-            paths = [p for p, _ in LATENCY_PATHS if have_socat or not p.startswith('socat')]
-            for run in range(args.runs):
-                for path in paths:
+        # Runs are interleaved, so that a slow spell of the machine spreads
+        # over every path instead of sinking one.
+        for run in range(args.runs):
+            if args.only != 'latency':
+                for pinning, pin_argv, _ in pinnings:
+                    for workload, _ in WORKLOADS:
+                        for path, _ in THROUGHPUT_PATHS:
+                            r = bench.throughput(path, corpora[workload], counts[workload],
+                                                 pin_argv)
+                            tput.setdefault((pinning, workload, path), []).append(r)
+                            print(f'  run {run + 1}: {pinning} {workload} {path}: '
+                                  f'{r["messages_per_s"]:,.0f} msg/s {r["mb_per_s"]:,.0f} MB/s',
+                                  file=sys.stderr, flush=True)
+            if args.only != 'throughput':
+                for path, _ in LATENCY_PATHS:
+                    if path.startswith('socat') and not have_socat:
+                        continue
                     r = bench.latency(path, ping, pin)
                     lat.setdefault(path, []).append(r)
                     print(f'  run {run + 1}: ping-pong {path}: median {r["median_us"]:.1f} µs '
@@ -433,35 +483,14 @@ def main():
     elapsed = time.monotonic() - started
 
     if tput:
-        print('Throughput, generator to checking sink, unpinned (2 CPUs shared by every '
-              f'process); median of {args.runs} runs (range in brackets):')
-        print()
-        print('| messages | path | messages/s | MB/s | ÷ direct |')
-        print('| --- | --- | ---: | ---: | ---: |')
-        for workload, mean, count, key in (
-                ('small', small_mean, small_count, 'messages_per_s'),
-                ('large', large_mean, large_count, 'mb_per_s')):
-            base = median_run(tput[(workload, 'direct')], key)[key]
-            label = (f'{count:,} × ~{mean:.0f} B' if workload == 'small'
-                     else f'{count:,} × 1 MiB')
-            for path, text in THROUGHPUT_PATHS:
-                runs = tput[(workload, path)]
-                r = median_run(runs, key)
-                msgs = fmt_rate(r['messages_per_s'])
-                mbs = fmt_rate(r['mb_per_s'])
-                rng = f' ({spread(runs, key, fmt_rate)})' if len(runs) > 1 else ''
-                if key == 'messages_per_s':
-                    msgs += rng
-                else:
-                    mbs += rng
-                print(f'| {label} | {text} | {msgs} | {mbs} | {r[key] / base:.2f} |')
-        print()
+        for pinning, _, label in pinnings:
+            print_throughput(tput, pinning, label, counts, means, args.runs)
 
+    direct = None
     if lat:
-        where = f'taskset -c {PIN_CPU}' if pin else 'unpinned (no taskset or no CPU 1)'
-        print(f'Round trip of a {lat["direct"][0]["bytes"]}-byte pickle, {PING_COUNT:,} round trips '
-              f'after {PING_WARMUP:,} unrecorded, every process pinned with {where}; '
-              f'the median run of {args.runs}:')
+        print(f'Round trip of a {lat["direct"][0]["bytes"]}-byte pickle: {PING_COUNT:,} round '
+              f'trips after {PING_WARMUP:,} unrecorded, every process pinned to CPU {PIN_CPU} '
+              f'(taskset -c {PIN_CPU}); the run with the median median of {args.runs}:')
         print()
         print('| path | pinning | median µs | p99 µs | hop adds (median − direct) |')
         print('| --- | --- | ---: | ---: | ---: |')
@@ -471,33 +500,39 @@ def main():
                 continue
             r = median_run(lat[path], 'median_us')
             adds = '—' if path == 'direct' else f'{r["median_us"] - direct:.1f} µs'
-            print(f'| {text} | {where} | {r["median_us"]:.1f} | {r["p99_us"]:.1f} | {adds} |')
+            print(f'| {text} | taskset -c {PIN_CPU} | {r["median_us"]:.1f} | {r["p99_us"]:.1f} '
+                  f'| {adds} |')
         print()
 
     print('MB = 10^6 bytes. The sink times its first byte to EOF and checks every message '
-          'against the corpus (whole up to 4 KiB; head, tail and 64 B every 64 KiB above).')
+          'against the corpus (whole up to 4 KiB; head, tail and 64 B every 64 KiB above). '
+          'unix and tcp carry the default framing (pickle) on the wire.')
     print(f'Wall time of the measurements: {elapsed:.0f} s.')
     print()
     print('Targets:')
     if tput:
-        r = median_run(tput[('small', 'spawn')], 'messages_per_s')['messages_per_s']
-        print(f'  (a) >= 1M small messages/s through one session: '
-              f'{"met" if r >= 1e6 else "MISSED"} ({r / 1e6:.2f}M messages/s spawn→spawn)')
-        d = median_run(tput[('large', 'direct')], 'mb_per_s')['mb_per_s']
-        p = median_run(tput[('large', 'spawn')], 'mb_per_s')['mb_per_s']
-        print(f'  (b) >= 50% of the direct pipe\'s MB/s, 1 MiB messages: '
-              f'{"met" if p >= 0.5 * d else "MISSED"} ({p:,.0f} of {d:,.0f} MB/s = '
-              f'{p / d:.0%}, spawn→spawn)')
+        for pinning, _, label in pinnings:
+            r = median_run(tput[(pinning, 'small', 'spawn')], 'messages_per_s')['messages_per_s']
+            print(f'  (a) >= 1M small messages/s through one session, {pinning}: '
+                  f'{"met" if r >= 1e6 else "MISSED"} ({r / 1e6:.2f}M messages/s spawn→spawn)')
+        for pinning, _, label in pinnings:
+            d = median_run(tput[(pinning, 'large', 'direct')], 'mb_per_s')['mb_per_s']
+            p = median_run(tput[(pinning, 'large', 'spawn')], 'mb_per_s')['mb_per_s']
+            h = median_run(tput[(pinning, 'large', 'hop')], 'mb_per_s')['mb_per_s']
+            print(f"  (b) >= 50% of the direct pipe's MB/s, 1 MiB messages, {pinning}: "
+                  f'{"met" if p >= 0.5 * d else "MISSED"} ({p:,.0f} of {d:,.0f} MB/s = '
+                  f'{p / d:.0%} spawn→spawn; the minimal relay: {h / d:.0%})')
     if lat and 'socat' in lat:
-        pw = median_run(lat['pickleway'], 'median_us')['median_us'] - direct
-        so = median_run(lat['socat'], 'median_us')['median_us'] - direct
-        line = (f'  (c) a pickleway hop adds <= half what a socat hop adds: '
-                f'{"met" if pw <= 0.5 * so else "MISSED"} (pickleway adds {pw:.1f} µs, '
-                f'socat with pipes {so:.1f} µs: {pw / so:.0%} of it')
+        def adds(path):
+            return median_run(lat[path], 'median_us')['median_us'] - direct
+        pw, so = adds('pickleway'), adds('socat')
+        line = (f'  (c) a pickleway hop adds <= half what a socat hop adds, pinned: '
+                f'{"met" if pw <= 0.5 * so else "MISSED"} (pickleway adds {pw:.1f} µs; socat '
+                f'with pipes {so:.1f} µs, so {pw / so:.0%} of it')
         if 'socat-socketpair' in lat:
-            sp = median_run(lat['socat-socketpair'], 'median_us')['median_us'] - direct
-            line += f'; socat with its default socketpairs adds {sp:.1f} µs: {pw / sp:.0%} of it'
-        print(line + ')')
+            sp = adds('socat-socketpair')
+            line += f'; socat with socketpairs {sp:.1f} µs, {pw / sp:.0%} of it'
+        print(line + f'; the minimal relay adds {adds("hop"):.1f} µs)')
     elif lat:
         print('  (c) not measured: socat is not installed (tools/dev bench installs it)')
 

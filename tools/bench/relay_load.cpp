@@ -7,6 +7,7 @@
 //   relay_load sink CORPUS COUNT [--out JSON]
 //   relay_load ping CORPUS COUNT [--warmup N] [--out JSON]
 //   relay_load pong
+//   relay_load hop A_ARGV... -- B_ARGV...
 //
 // CORPUS is a file of pickles written back to back, made once by Python,
 // with their sizes in CORPUS.sizes (one decimal a line). The stream is the
@@ -22,11 +23,19 @@
 //         ones (default 1000): write it, read it back whole, time the round
 //         trip. Reports min, median, p90, p99, max in microseconds.
 //   pong  echoes stdin to stdout until EOF.
+//   hop   the least a relay process can do, as a yardstick for pickleway's
+//         hop: runs A and B on pipes (as pickleway's spawn does) and copies
+//         whatever one writes to the other, with level-triggered epoll, one
+//         read and one blocking write at a time, no framing. Exits 1 if a
+//         child fails.
 //
 // Results are one JSON line, to --out (default: stderr; stdout may be the
 // stream). Exits 1, saying why on stderr, if the stream is not what it must
 // be.
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -286,12 +295,77 @@ int run_pong() {
   }
 }
 
+// Starts argv with its stdin and stdout on new pipes; returns the pid and
+// the parent's ends (to the child, from the child).
+pid_t start_child(std::vector<char*> argv, int& to_child, int& from_child) {
+  int in[2], out[2];
+  if (::pipe2(in, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0) die("pipe2: " + errno_text());
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int e = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (e != 0) die(std::string("cannot start ") + argv[0] + ": " + std::strerror(e));
+  ::close(in[0]);
+  ::close(out[1]);
+  to_child = in[1];
+  from_child = out[0];
+  return pid;
+}
+
+int run_hop(int argc, char** argv) {
+  int sep = 2;
+  while (sep < argc && std::strcmp(argv[sep], "--") != 0) ++sep;
+  if (sep == 2 || sep + 1 >= argc) die("hop needs A_ARGV... -- B_ARGV...");
+  int to_a = -1, from_a = -1, to_b = -1, from_b = -1;
+  const pid_t a = start_child({argv + 2, argv + sep}, to_a, from_a);
+  const pid_t b = start_child({argv + sep + 1, argv + argc}, to_b, from_b);
+  const int src[2] = {from_a, from_b};
+  int dst[2] = {to_b, to_a};
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  for (std::uint32_t i = 0; i < 2; ++i) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = i;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, src[i], &ev) < 0) die("epoll_ctl: " + errno_text());
+  }
+  std::vector<std::uint8_t> buffer(64 << 10);
+  for (int open = 2; open > 0;) {
+    epoll_event events[2];
+    const int n = ::epoll_wait(ep, events, 2, -1);
+    if (n < 0 && errno != EINTR) die("epoll_wait: " + errno_text());
+    for (int k = 0; k < n; ++k) {
+      const std::uint32_t i = events[k].data.u32;
+      const ssize_t r = ::read(src[i], buffer.data(), buffer.size());
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {  // EOF (or an error): the other side reads EOF too
+        ::epoll_ctl(ep, EPOLL_CTL_DEL, src[i], nullptr);
+        ::close(dst[i]);
+        dst[i] = -1;
+        --open;
+        continue;
+      }
+      if (dst[i] >= 0) write_all(dst[i], buffer.data(), static_cast<std::size_t>(r));
+    }
+  }
+  int failed = 0;
+  for (const pid_t pid : {a, b}) {
+    int status = 0;
+    if (::waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
+  }
+  return failed;
+}
+
 [[noreturn]] void usage() {
   std::fputs(
       "usage: relay_load gen  CORPUS COUNT [--chunk BYTES] [--out JSON]\n"
       "       relay_load sink CORPUS COUNT [--out JSON]\n"
       "       relay_load ping CORPUS COUNT [--warmup N] [--out JSON]\n"
-      "       relay_load pong\n",
+      "       relay_load pong\n"
+      "       relay_load hop A_ARGV... -- B_ARGV...\n",
       stderr);
   std::exit(2);
 }
@@ -303,6 +377,7 @@ int main(int argc, char** argv) {
   if (argc < 2) usage();
   const std::string mode = argv[1];
   if (mode == "pong") return run_pong();
+  if (mode == "hop") return run_hop(argc, argv);
   if (argc < 4) usage();
   const corpus c = load_corpus(argv[2]);
   const std::size_t count = parse_size(argv[3], "COUNT");
