@@ -63,6 +63,10 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_support import (Failed, LogReader, build_info, fmt_rate, machine_info,  # noqa: E402
+                           median_run, read_result, write_corpus, yaml_list)
+
 TIMEOUT = 120  # seconds any one process may take before the run is called hung
 SAMPLE_S = 0.01  # how often the CPU time of each pickleway thread is read
 
@@ -75,12 +79,6 @@ FRAME_HEADER = 5   # bytes before each compress frame's payload (docs/compress.m
 
 
 # --- corpora -----------------------------------------------------------------
-
-def write_corpus(path, messages):
-    """relay_load's corpus: the pickles back to back, their sizes alongside."""
-    path.write_bytes(b''.join(messages))
-    path.with_name(path.name + '.sizes').write_text(''.join(f'{len(m)}\n' for m in messages))
-    return sum(len(m) for m in messages) / len(messages)
 
 
 def small_messages(count):
@@ -116,55 +114,6 @@ def random_messages():
 
 
 # --- running things ----------------------------------------------------------
-
-class Failed(Exception):
-    pass
-
-
-class LogReader:
-    """Collects a process's stderr lines on a thread; lets the caller wait for one."""
-
-    def __init__(self, stream):
-        self.lines = []
-        self._cond = threading.Condition()
-        self._done = False
-        self._thread = threading.Thread(target=self._run, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _run(self, stream):
-        for raw in stream:
-            with self._cond:
-                self.lines.append(raw.decode(errors='replace').rstrip('\n'))
-                self._cond.notify_all()
-        with self._cond:
-            self._done = True
-            self._cond.notify_all()
-
-    def wait_for(self, pattern, timeout):
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for line in self.lines:
-                    m = re.search(pattern, line)
-                    if m:
-                        return m
-                left = deadline - time.monotonic()
-                if self._done or left <= 0:
-                    raise Failed(f'no log line matching {pattern!r}; log:\n' + self.text())
-                self._cond.wait(left)
-
-    def finish(self):
-        self._thread.join(timeout=5)
-
-    def find(self, pattern):
-        for line in self.lines:
-            m = re.search(pattern, line)
-            if m:
-                return m
-        return None
-
-    def text(self):
-        return '\n'.join(self.lines)
 
 
 def read_schedstat(pid, tid):
@@ -264,17 +213,6 @@ def check_ok(p):
         raise Failed(f'pickleway run {p.config} exited with {p.code}; log:\n' + p.log.text())
     if any('with an error' in line for line in p.log.lines):
         raise Failed(f'pickleway run {p.config} reports an error:\n' + p.log.text())
-
-
-def read_result(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise Failed(f'no result in {path}: {e}')
-
-
-def yaml_list(argv):
-    return '[' + ', '.join(json.dumps(str(a)) for a in argv) + ']'
 
 
 def count_lines(path):
@@ -435,39 +373,6 @@ def run_cli(argv, stream, out):
 
 # --- reporting ---------------------------------------------------------------
 
-def build_info(binary):
-    """Compiler and flags of the build the binary comes from (its CMakeCache)."""
-    for parent in Path(binary).resolve().parents:
-        cache = parent / 'CMakeCache.txt'
-        if cache.exists():
-            entries = {}
-            for line in cache.read_text().splitlines():
-                key, sep, value = line.partition('=')
-                if sep and ':' in key:
-                    entries[key.split(':')[0]] = value
-            compiler = entries.get('CMAKE_CXX_COMPILER', '?')
-            kind = entries.get('CMAKE_BUILD_TYPE', '')
-            flags = entries.get(f'CMAKE_CXX_FLAGS_{kind.upper()}', '') if kind else ''
-            try:
-                version = subprocess.run([compiler, '--version'], capture_output=True,
-                                         text=True).stdout.splitlines()[0]
-            except (OSError, IndexError):
-                version = compiler
-            return f'{version}, {kind} ({flags.strip()})'
-    return 'unknown'
-
-
-def machine_info():
-    model = '?'
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                model = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f'{os.cpu_count()} CPUs, {model}, Linux {platform.release()}'
-
 
 def tool_version(argv):
     try:
@@ -478,19 +383,9 @@ def tool_version(argv):
         return 'missing'
 
 
-def median_run(runs, key):
-    """The run whose `key` is the median (the lower middle for an even count)."""
-    ordered = sorted(runs, key=lambda r: r[key])
-    return ordered[(len(ordered) - 1) // 2]
-
-
 def median(values):
     ordered = sorted(values)
     return ordered[(len(ordered) - 1) // 2]
-
-
-def fmt_rate(v):
-    return f'{v:,.0f}'
 
 
 def fmt_size(v):
