@@ -98,7 +98,7 @@ def build_info(binary):
             entries = {}
             for line in cache.read_text().splitlines():
                 key, sep, value = line.partition('=')
-                if sep and ':' in key:
+                if sep and ':' in key:  # NAME:TYPE=VALUE
                     entries[key.split(':')[0]] = value
             compiler = entries.get('CMAKE_CXX_COMPILER', '?')
             kind = entries.get('CMAKE_BUILD_TYPE', '')

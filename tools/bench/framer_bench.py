@@ -34,6 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_support import build_info  # noqa: E402
+
 CHUNK = 64 << 10
 PIN_CPU = 1  # the second CPU: the first takes most of the machine's other work
 GENOPS_SECONDS = 0.6  # per genops run; slower streams are timed on a prefix
@@ -107,28 +110,6 @@ def time_genops(path, sizes):
     return {'seconds': best, 'mb_per_s': len(subset) / best / 1e6,
             'messages_per_s': count / best, 'messages': count,
             'bytes': len(subset)}
-
-
-def build_info(binary):
-    """Compiler and flags of the build the binary comes from (its CMakeCache)."""
-    for parent in Path(binary).resolve().parents:
-        cache = parent / 'CMakeCache.txt'
-        if cache.exists():
-            entries = {}
-            for line in cache.read_text().splitlines():
-                key, sep, value = line.partition('=')
-                if sep and ':' in key:  # NAME:TYPE=VALUE
-                    entries[key.split(':')[0]] = value
-            compiler = entries.get('CMAKE_CXX_COMPILER', '?')
-            kind = entries.get('CMAKE_BUILD_TYPE', '')
-            flags = entries.get(f'CMAKE_CXX_FLAGS_{kind.upper()}', '') if kind else ''
-            try:
-                version = subprocess.run([compiler, '--version'], capture_output=True,
-                                         text=True).stdout.splitlines()[0]
-            except (OSError, IndexError):
-                version = compiler
-            return f'{version}, {kind} ({flags.strip()})'
-    return 'unknown'
 
 
 def cpu_model():
