@@ -28,10 +28,15 @@ constexpr std::string_view to_string(direction d) { return d == direction::a_to_
 // One message as a filter sees it.
 class message {
  public:
-  message(bytes_view bytes, std::uint64_t sequence) : bytes_(bytes), sequence_(sequence) {}
+  message(bytes_view bytes, std::uint64_t sequence, std::uint64_t offset = 0)
+      : bytes_(bytes), sequence_(sequence), offset_(offset) {}
 
   bytes_view bytes() const { return replaced_ ? bytes_view(*replaced_) : bytes_; }
   std::uint64_t sequence() const { return sequence_; }  // 1, 2, ... per direction
+  // Where the message's first byte is in its source endpoint's stream (for
+  // a length-framed source, its first byte after the length). Offsets into
+  // bytes() map onto the stream only while the message is not replaced().
+  std::uint64_t offset() const { return offset_; }
 
   // Gives the message new bytes; later filters and the endpoint see them.
   void replace(std::vector<std::uint8_t> bytes) { replaced_ = std::move(bytes); }
@@ -41,6 +46,7 @@ class message {
  private:
   bytes_view bytes_;
   std::uint64_t sequence_;
+  std::uint64_t offset_;
   std::optional<std::vector<std::uint8_t>> replaced_;
 };
 

@@ -80,7 +80,8 @@ void pump::process() {
     switch (s.status) {
       case frame_status::message:
         in_begin_ += s.consumed;
-        deliver(s.message, offset);
+        // A length-framed message's bytes start after its length.
+        deliver(s.message, offset, s.consumed - s.message.size());
         break;
       case frame_status::stray:
         in_begin_ += s.consumed;
@@ -100,13 +101,13 @@ void pump::process() {
   }
 }
 
-void pump::deliver(bytes_view bytes, std::uint64_t offset) {
+void pump::deliver(bytes_view bytes, std::uint64_t offset, std::size_t header) {
   if (!to_.stream->can_write()) {
     stop_input(from_.label + ": offset " + std::to_string(offset) + ": a message arrived for " +
                to_.label + ", which has no writing side");
     return;
   }
-  message m(bytes, stats_.messages + stats_.dropped + 1);
+  message m(bytes, stats_.messages + stats_.dropped + 1, offset + header);
   for (filter* f : chain_) {
     std::string error;
     filter_result result;
