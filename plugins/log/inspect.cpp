@@ -367,11 +367,14 @@ std::string type_walker::walk(bytes_view message, const message_info& info) {
   }
 }
 
-message_facts inspector::inspect(bytes_view message) {
-  message_facts facts;
+void inspector::inspect(bytes_view message, message_facts& facts) {
+  facts.protocol.reset();
+  facts.type.clear();
+  facts.globals.clear();
+  facts.error.clear();
   if (message.empty()) {
     facts.error = "empty message";
-    return facts;
+    return;
   }
   if (!framer_) {
     framer_options options;
@@ -386,16 +389,22 @@ message_facts inspector::inspect(bytes_view message) {
   if (status == frame_status::message) {
     const message_info& info = framer_->message();
     facts.protocol = info.protocol;
-    facts.globals.reserve(info.globals.size());
-    for (const global_ref& g : info.globals)
-      facts.globals.push_back(g.resolved ? std::string(g.module) + "." + std::string(g.name) : "?");
+    for (const global_ref& g : info.globals) {
+      std::string& name = facts.globals.emplace_back();
+      if (g.resolved) {
+        name.reserve(g.module.size() + 1 + g.name.size());
+        name.append(g.module).append(".").append(g.name);
+      } else {
+        name = "?";
+      }
+    }
     facts.type = walker_.walk(message.first(info.size), info);
     if (info.size < message.size()) {
       facts.error = std::to_string(message.size() - info.size) +
                     " bytes after the pickle's STOP at offset " + std::to_string(info.size - 1);
       framer_.reset();  // those bytes were not consumed: start afresh
     }
-    return facts;
+    return;
   }
   if (status == frame_status::error) {
     framing_error e = framer_->error();
@@ -405,7 +414,6 @@ message_facts inspector::inspect(bytes_view message) {
     facts.error = "no pickle";
   }
   framer_.reset();  // failed for good: the next message gets a fresh one
-  return facts;
 }
 
 }  // namespace pickleway::log

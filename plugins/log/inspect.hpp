@@ -2,9 +2,9 @@
 // globals it imports (both from the framer), and the type of the object it
 // builds (from a light walk of its opcodes).
 //
-// Runs on the event loop thread, so it stays light: the framer skips
-// payloads, the walk reads only opcodes and keeps one small entry per value
-// pushed, and both reuse their buffers from message to message.
+// Light, as it runs once per message: the framer skips payloads, the walk
+// reads only opcodes and keeps one small entry per value pushed, and both
+// reuse their buffers from message to message.
 #pragma once
 
 #include <cstdint>
@@ -94,10 +94,12 @@ class type_walker {
   std::size_t dense_limit_ = 0;
 };
 
-// Frames a message on its own and walks it.
+// Frames a message on its own and walks it. Runs on the writer thread
+// (and on the event loop for a message too large to copy).
 class inspector {
  public:
-  message_facts inspect(bytes_view message);
+  // Sets every field of `facts`, reusing its buffers.
+  void inspect(bytes_view message, message_facts& facts);
 
  private:
   std::optional<framer> framer_;

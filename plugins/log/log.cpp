@@ -19,6 +19,10 @@ namespace lg = pickleway::log;
 
 constexpr std::size_t default_queue = 1024;
 constexpr std::size_t default_hex_limit = 256;
+// Messages up to this size are copied for the writer thread, which inspects
+// them; a larger one is inspected on the event loop, where the framer skips
+// its payloads, rather than copied (and `dis` copies every message anyway).
+constexpr std::size_t copy_limit = std::size_t{64} << 10;
 
 constexpr std::string_view format_choices[] = {"text", "jsonl"};
 
@@ -41,14 +45,15 @@ void to_stderr(const std::string& text) {
 }
 
 // One instance's log: makes a record of each message on the event loop
-// thread (cheap facts and, for dis and hex, a copy of the bytes) and hands
-// it to the writer, dropping it when the writer's queue is full.
+// thread (the time, the sequence, the size and a copy of the bytes) and
+// hands it to the writer, dropping it when the writer's queue is full.
 class log_filter final : public filter {
  public:
   log_filter(std::shared_ptr<lg::writer> w, const lg::format_options& format,
              const open_context& context)
       : writer_(std::move(w)),
-        keep_(format.dis ? SIZE_MAX : format.hex ? format.hex_limit : 0),
+        dis_(format.dis),
+        hex_limit_(format.hex ? format.hex_limit : 0),
         from_(std::make_shared<const lg::origin>(lg::origin{context.session, context.instance})),
         sink_(context.log) {}
 
@@ -80,18 +85,25 @@ class log_filter final : public filter {
     r.dir = d;
     r.sequence = m.sequence();
     r.size = bytes.size();
-    r.facts = inspector_.inspect(bytes);
-    r.bytes.assign(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(std::min(bytes.size(), keep_)));
-    if (!writer_->push(std::move(r))) ++dropped_;
+    bytes_view kept = bytes;
+    if (dis_ || bytes.size() <= copy_limit) {
+      r.inspect_kept = true;
+    } else {
+      r.facts = std::make_unique<lg::message_facts>();
+      inspector_.inspect(bytes, *r.facts);
+      kept = bytes.first(std::min(bytes.size(), hex_limit_));
+    }
+    if (!writer_->push(std::move(r), kept)) ++dropped_;
     return filter_result::pass;
   }
 
  private:
   std::shared_ptr<lg::writer> writer_;
-  const std::size_t keep_;  // bytes of each message the record keeps
+  const bool dis_;
+  const std::size_t hex_limit_;  // bytes of a large message the record keeps
   std::shared_ptr<const lg::origin> from_;
   log_sink* sink_;
-  lg::inspector inspector_;
+  lg::inspector inspector_;  // for the messages over copy_limit
   std::uint64_t dropped_ = 0;
 };
 

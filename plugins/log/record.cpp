@@ -1,5 +1,7 @@
 #include "record.hpp"
 
+#include <charconv>
+#include <cstdio>
 #include <ctime>
 #include <string_view>
 
@@ -81,7 +83,7 @@ void append_json(std::string& out, std::string_view s) {
 
 // Text for a one-line record: control characters and bytes that are not
 // UTF-8 as \xNN, so a record stays one line whatever a pickle names.
-void append_text(std::string& out, std::string_view s) {
+void append_text_field(std::string& out, std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
     const std::size_t n = c >= 0x80 ? utf8_sequence(s, i) : 1;
@@ -96,16 +98,25 @@ void append_text(std::string& out, std::string_view s) {
   }
 }
 
-bytes_view hex_bytes(const record& r, const format_options& options) {
-  return bytes_view(r.bytes).first(std::min(r.bytes.size(), options.hex_limit));
-}
-
 // pickletools.dis's text, then "error: WHY" when pickletools would stop.
-std::string disassembly(const record& r) {
+std::string disassembly(bytes_view message) {
   std::string text;
-  const std::string why = disassemble_message(r.bytes, text);
+  const std::string why = disassemble_message(message, text);
   if (!why.empty()) text += "error: " + why + "\n";
   return text;
+}
+
+void append_number(std::string& out, std::uint64_t n) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, end);
+}
+
+// `digits` decimal digits of n, zero-padded.
+void append_padded(std::string& out, std::uint64_t n, int digits) {
+  char text[24];
+  for (int i = digits; i-- > 0; n /= 10) text[i] = static_cast<char>('0' + n % 10);
+  out.append(text, static_cast<std::size_t>(digits));
 }
 
 // Lines in the layout of `hexdump -C`.
@@ -131,77 +142,125 @@ void append_hex_dump(std::string& out, bytes_view shown, std::uint64_t size) {
   if (shown.size() < size) out += "    ... " + std::to_string(size - shown.size()) + " more bytes\n";
 }
 
-void append_jsonl(std::string& out, const record& r, const format_options& options) {
-  out += "{\"ts\":\"" + rfc3339(r.time) + "\",\"session\":";
+}  // namespace
+
+void record_formatter::append_time(std::string& out, std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto since_epoch = duration_cast<microseconds>(t.time_since_epoch()).count();
+  auto seconds = since_epoch / 1'000'000;
+  auto micros = since_epoch % 1'000'000;
+  if (micros < 0) {  // before 1970: floor, not truncation
+    micros += 1'000'000;
+    --seconds;
+  }
+  if (seconds != second_) {  // a new second: once a second at most under load
+    const std::string whole = rfc3339(time_point<system_clock, microseconds>(
+        microseconds(seconds * 1'000'000)));
+    second_text_.assign(whole, 0, whole.size() - 7);  // without "000000Z"
+    second_ = seconds;
+  }
+  out += second_text_;
+  append_padded(out, static_cast<std::uint64_t>(micros), 6);
+  out += 'Z';
+}
+
+void record_formatter::append_jsonl(std::string& out, const record& r, bytes_view kept,
+                                    const message_facts& facts) {
+  out += "{\"ts\":\"";
+  append_time(out, r.time);
+  out += "\",\"session\":";
   append_json(out, r.from->session);
-  out += ",\"instance\":" + std::to_string(r.from->instance);
+  out += ",\"instance\":";
+  append_number(out, r.from->instance);
   if (r.what == record::kind::dropped) {
-    out += ",\"dropped\":" + std::to_string(r.count) + "}\n";
+    out += ",\"dropped\":";
+    append_number(out, r.count);
+    out += "}\n";
     return;
   }
   out += ",\"dir\":\"";
   out += to_string(r.dir);
-  out += "\",\"seq\":" + std::to_string(r.sequence) + ",\"size\":" + std::to_string(r.size);
-  out += ",\"proto\":" + (r.facts.protocol ? std::to_string(*r.facts.protocol) : "null");
+  out += "\",\"seq\":";
+  append_number(out, r.sequence);
+  out += ",\"size\":";
+  append_number(out, r.size);
+  out += ",\"proto\":";
+  if (facts.protocol) {
+    append_number(out, static_cast<std::uint64_t>(*facts.protocol));
+  } else {
+    out += "null";
+  }
   out += ",\"type\":";
-  if (r.facts.type.empty()) {
+  if (facts.type.empty()) {
     out += "null";
   } else {
-    append_json(out, r.facts.type);
+    append_json(out, facts.type);
   }
   out += ",\"globals\":[";
-  for (std::size_t i = 0; i < r.facts.globals.size(); ++i) {
+  for (std::size_t i = 0; i < facts.globals.size(); ++i) {
     if (i) out += ',';
-    append_json(out, r.facts.globals[i]);
+    append_json(out, facts.globals[i]);
   }
   out += "],\"error\":";
-  if (r.facts.error.empty()) {
+  if (facts.error.empty()) {
     out += "null";
   } else {
-    append_json(out, r.facts.error);
+    append_json(out, facts.error);
   }
-  if (options.dis) {
+  if (options_.dis) {
     out += ",\"dis\":";
-    append_json(out, disassembly(r));
+    append_json(out, disassembly(kept));
   }
-  if (options.hex) {
+  if (options_.hex) {
     out += ",\"hex\":\"";
-    for (const std::uint8_t b : hex_bytes(r, options)) append_hex_byte(out, b);
+    for (const std::uint8_t b : kept.first(std::min(kept.size(), options_.hex_limit)))
+      append_hex_byte(out, b);
     out += '"';
   }
   out += "}\n";
 }
 
-void append_text_record(std::string& out, const record& r, const format_options& options) {
-  out += rfc3339(r.time);
+void record_formatter::append_text(std::string& out, const record& r, bytes_view kept,
+                                   const message_facts& facts) {
+  append_time(out, r.time);
   out += ' ';
-  append_text(out, r.from->session);
-  out += '#' + std::to_string(r.from->instance) + ' ';
+  append_text_field(out, r.from->session);
+  out += '#';
+  append_number(out, r.from->instance);
+  out += ' ';
   if (r.what == record::kind::dropped) {
-    out += "dropped " + std::to_string(r.count) + " records: the log's queue was full\n";
+    out += "dropped ";
+    append_number(out, r.count);
+    out += " records: the log's queue was full\n";
     return;
   }
   out += to_string(r.dir);
-  out += " seq=" + std::to_string(r.sequence) + " size=" + std::to_string(r.size);
-  if (r.facts.protocol) out += " proto=" + std::to_string(*r.facts.protocol);
-  if (!r.facts.type.empty()) {
-    out += " type=";
-    append_text(out, r.facts.type);
+  out += " seq=";
+  append_number(out, r.sequence);
+  out += " size=";
+  append_number(out, r.size);
+  if (facts.protocol) {
+    out += " proto=";
+    append_number(out, static_cast<std::uint64_t>(*facts.protocol));
   }
-  if (!r.facts.globals.empty()) {
+  if (!facts.type.empty()) {
+    out += " type=";
+    append_text_field(out, facts.type);
+  }
+  if (!facts.globals.empty()) {
     out += " globals=";
-    for (std::size_t i = 0; i < r.facts.globals.size(); ++i) {
+    for (std::size_t i = 0; i < facts.globals.size(); ++i) {
       if (i) out += ',';
-      append_text(out, r.facts.globals[i]);
+      append_text_field(out, facts.globals[i]);
     }
   }
-  if (!r.facts.error.empty()) {
+  if (!facts.error.empty()) {
     out += " error: ";
-    append_text(out, r.facts.error);
+    append_text_field(out, facts.error);
   }
   out += '\n';
-  if (options.dis) {
-    const std::string text = disassembly(r);
+  if (options_.dis) {
+    const std::string text = disassembly(kept);
     for (std::size_t begin = 0; begin < text.size();) {
       const std::size_t end = std::min(text.find('\n', begin), text.size());
       out += "    ";
@@ -210,10 +269,17 @@ void append_text_record(std::string& out, const record& r, const format_options&
       begin = end + 1;
     }
   }
-  if (options.hex) append_hex_dump(out, hex_bytes(r, options), r.size);
+  if (options_.hex) append_hex_dump(out, kept.first(std::min(kept.size(), options_.hex_limit)), r.size);
 }
 
-}  // namespace
+void record_formatter::append(std::string& out, const record& r, bytes_view kept,
+                              const message_facts& facts) {
+  if (options_.form == format::jsonl) {
+    append_jsonl(out, r, kept, facts);
+  } else {
+    append_text(out, r, kept, facts);
+  }
+}
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
@@ -232,14 +298,6 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                 static_cast<int>(micros));
   return text;
-}
-
-void append_record(std::string& out, const record& r, const format_options& options) {
-  if (options.form == format::jsonl) {
-    append_jsonl(out, r, options);
-  } else {
-    append_text_record(out, r, options);
-  }
 }
 
 }  // namespace pickleway::log

@@ -1,7 +1,10 @@
 // One log record, and its two written forms (text and jsonl).
 //
-// A record is made on the event loop thread from cheap facts; formatting it
-// (timestamp, escaping, disassembly, hex dump) happens on the writer thread.
+// A record is made on the event loop thread from what is cheap there: the
+// clock, the message's sequence and size, and a copy of its bytes (kept by
+// the writer's queue, see writer.hpp). Inspecting the bytes (framing, type
+// walk, globals) and formatting the record (timestamp, escaping,
+// disassembly, hex dump) happen on the writer thread.
 #pragma once
 
 #include <chrono>
@@ -28,15 +31,23 @@ struct record {
     dropped,  // the instance ended after `count` of its records were dropped
   };
   kind what = kind::message;
+  // The bytes the record keeps are the whole message, and the writer
+  // inspects them; otherwise `facts` says what the event loop found.
+  bool inspect_kept = false;
+  direction dir = direction::a_to_b;
   std::chrono::system_clock::time_point time;
   std::shared_ptr<const origin> from;
-  direction dir = direction::a_to_b;
   std::uint64_t sequence = 0;
   std::uint64_t size = 0;   // of the message
   std::uint64_t count = 0;  // dropped: how many
-  message_facts facts;
-  // With dis: the whole message; with hex alone: its first hex_limit bytes.
-  std::vector<std::uint8_t> bytes;
+  // Where the kept bytes are in the byte store of the record's batch (see
+  // writer::push): the whole message, or for `hex` alone its first
+  // hex_limit bytes, or nothing.
+  std::size_t kept_at = 0;
+  std::size_t kept_size = 0;
+  // A message too large to copy for the writer is inspected on the event
+  // loop (its framing skips the payloads); null when inspect_kept.
+  std::unique_ptr<message_facts> facts;
 };
 
 enum class format : std::uint8_t { text, jsonl };
@@ -48,8 +59,25 @@ struct format_options {
   std::size_t hex_limit = 256;
 };
 
-// Appends the record's lines, each ending in '\n', to `out`.
-void append_record(std::string& out, const record& r, const format_options& options);
+// Formats records; one per writer thread, as it keeps state from record
+// to record (the formatted second of the last timestamp).
+class record_formatter {
+ public:
+  explicit record_formatter(const format_options& options) : options_(options) {}
+
+  // Appends the record's lines, each ending in '\n', to `out`. `kept` is
+  // the record's kept bytes; `facts` what is known of the message.
+  void append(std::string& out, const record& r, bytes_view kept, const message_facts& facts);
+
+ private:
+  void append_time(std::string& out, std::chrono::system_clock::time_point t);
+  void append_jsonl(std::string& out, const record& r, bytes_view kept, const message_facts& facts);
+  void append_text(std::string& out, const record& r, bytes_view kept, const message_facts& facts);
+
+  const format_options options_;
+  std::int64_t second_ = INT64_MIN;  // the second `second_text_` shows
+  std::string second_text_;          // "2024-05-01T12:00:00."
+};
 
 // RFC 3339 in UTC with microseconds: 2024-05-01T12:00:00.123456Z.
 std::string rfc3339(std::chrono::system_clock::time_point t);

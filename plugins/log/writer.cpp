@@ -17,9 +17,17 @@ namespace {
 // A write to a regular file carries at most this much (whole records).
 constexpr std::size_t file_chunk = std::size_t{1} << 20;
 
+// Woken for a first record, the thread waits this long for more unless this
+// many are queued first: a busy stream is then written in batches, and the
+// event loop wakes the thread about once per batch instead of per record
+// (a futex wake costs more than queueing a small record).
+constexpr std::size_t batch_records = 256;
+constexpr std::chrono::milliseconds gather_time{2};
+
 }  // namespace
 
-writer::writer(writer_options options) : options_(std::move(options)) {
+writer::writer(writer_options options)
+    : options_(std::move(options)), formatter_(options_.format) {
   stop_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_) throw std::system_error(last_error(), "log: cannot make an eventfd");
   sigset_t all;
@@ -47,18 +55,28 @@ writer::~writer() {
   thread_.join();
 }
 
-bool writer::push(record&& r) {
-  const std::size_t bytes = r.bytes.size();
+bool writer::push(record&& r, bytes_view kept) {
+  const std::size_t bytes = kept.size();
+  bool wake = false;
   {
     const std::lock_guard lock(mutex_);
     if (held_records_ >= options_.max_records) return false;
     if (held_records_ > 0 && held_bytes_ + bytes > options_.max_bytes) return false;
     ++held_records_;
     held_bytes_ += bytes;
+    r.kept_at = store_.size();
+    r.kept_size = bytes;
+    store_.insert(store_.end(), kept.begin(), kept.end());
     queue_.push_back(std::move(r));
-    if (!std::exchange(idle_, false)) return true;  // awake already, or woken
+    if (idle_) {
+      idle_ = false;
+      wake = true;
+    } else if (gathering_ && queue_.size() >= batch_records) {
+      gathering_ = false;
+      wake = true;
+    }
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
   return true;
 }
 
@@ -66,7 +84,8 @@ void writer::push_always(record&& r) {
   {
     const std::lock_guard lock(mutex_);
     ++held_records_;
-    held_bytes_ += r.bytes.size();
+    r.kept_at = store_.size();
+    r.kept_size = 0;
     queue_.push_back(std::move(r));
     if (!std::exchange(idle_, false)) return;
   }
@@ -74,9 +93,12 @@ void writer::push_always(record&& r) {
 }
 
 void writer::run() {
-  std::deque<record> batch;
+  std::vector<record> batch;
+  std::vector<std::uint8_t> batch_store;
   std::string text;
   std::vector<std::size_t> ends;  // of each record's text
+  message_facts facts;
+  const message_facts none;
   for (;;) {
     {
       std::unique_lock lock(mutex_);
@@ -85,20 +107,31 @@ void writer::run() {
         wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
         idle_ = false;
       }
+      if (!stopping_ && queue_.size() < batch_records) {
+        gathering_ = true;
+        wake_.wait_for(lock, gather_time,
+                       [this] { return queue_.size() >= batch_records || stopping_; });
+        gathering_ = false;
+      }
       if (stopping_ && !stop_seen_) {
         stop_seen_ = true;
         deadline_ = std::chrono::steady_clock::now() + options_.drain_timeout;
       }
       if (queue_.empty()) break;  // stopping, and all is written
       batch.swap(queue_);
+      batch_store.swap(store_);
     }
-    std::size_t bytes = 0;
-    for (const record& r : batch) bytes += r.bytes.size();
     try {
       text.clear();
       ends.clear();
       for (const record& r : batch) {
-        append_record(text, r, options_.format);
+        const bytes_view kept = bytes_view(batch_store).subspan(r.kept_at, r.kept_size);
+        if (r.what == record::kind::message && r.inspect_kept) {
+          inspector_.inspect(kept, facts);
+          formatter_.append(text, r, kept, facts);
+        } else {
+          formatter_.append(text, r, kept, r.facts ? *r.facts : none);
+        }
         ends.push_back(text.size());
       }
       lost_ += write_out(text, ends);
@@ -107,12 +140,15 @@ void writer::run() {
       last_problem_ = std::string("cannot format records: ") + e.what();
     }
     if (text.capacity() > 4 * file_chunk) std::string().swap(text);  // after a burst of dis
+    const std::size_t records = batch.size(), bytes = batch_store.size();
+    batch.clear();
+    batch_store.clear();
+    if (batch_store.capacity() > 4 * file_chunk) std::vector<std::uint8_t>().swap(batch_store);
     {
       const std::lock_guard lock(mutex_);
-      held_records_ -= batch.size();
+      held_records_ -= records;
       held_bytes_ -= bytes;
     }
-    batch.clear();
   }
   file_.reset();
   fd_ = -1;

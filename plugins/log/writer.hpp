@@ -1,15 +1,16 @@
-// The log's writer thread: takes records from a bounded queue, formats them
-// and appends them to the log file, so the event loop never formats a
-// record nor touches the file.
+// The log's writer thread: takes records from a bounded queue, inspects the
+// messages they carry, formats them and appends them to the log file, so
+// the event loop never walks a pickle, formats a record nor touches the
+// file.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <pickleway/fd_stream.hpp>
 
@@ -23,7 +24,7 @@ struct writer_options {
   // At most this many records are held (queued or being written) ...
   std::size_t max_records = 1024;
   // ... and, while more than one is, at most this many bytes of message
-  // copies (`dis` and `hex` keep them).
+  // copies.
   std::size_t max_bytes = std::size_t{64} << 20;
   // After the destructor asks it to stop, how long the thread goes on
   // waiting for a log that takes bytes slowly or not at all (a FIFO nobody
@@ -55,9 +56,9 @@ class writer {
   writer(const writer&) = delete;
   writer& operator=(const writer&) = delete;
 
-  // Queues a record; false, and the record is not kept, when the queue is
-  // full. Never blocks on the file.
-  bool push(record&& r);
+  // Queues a record with a copy of `kept` (see record::kept_at); false, and
+  // nothing is kept, when the queue is full. Never blocks on the file.
+  bool push(record&& r, bytes_view kept);
   // Queues a record whatever the bound (the per-instance drop counts).
   void push_always(record&& r);
 
@@ -74,13 +75,20 @@ class writer {
 
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<record> queue_;
+  // The queue: records in order, and the bytes they keep, one after the
+  // other. The thread swaps both for its own empty pair at once, so
+  // neither allocates once they have grown to a batch's size.
+  std::vector<record> queue_;
+  std::vector<std::uint8_t> store_;
   std::size_t held_records_ = 0;  // queued, or taken by the thread and not yet written
   std::size_t held_bytes_ = 0;
-  bool idle_ = false;     // the thread waits on wake_
+  bool idle_ = false;       // the thread waits on wake_ for the first record
+  bool gathering_ = false;  // the thread waits on wake_ (or a moment) for a batch
   bool stopping_ = false;
 
   // The thread's own.
+  inspector inspector_;
+  record_formatter formatter_;
   unique_fd file_;
   int fd_ = -1;  // file_, or standard error
   bool is_pipe_ = false;
