@@ -1,7 +1,11 @@
 #include "config.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
@@ -26,6 +30,8 @@ class locator {
   [[noreturn]] void fail_at(const std::string& where, const std::string& message) const {
     throw config_error(where + ": " + message);
   }
+  // Relative paths in the config are relative to its directory.
+  std::filesystem::path directory() const { return std::filesystem::path(file_).parent_path(); }
 
  private:
   std::string file_;
@@ -212,13 +218,78 @@ const loaded_plugin* find_plugin(const locator& loc, const YAML::Node& at,
 constexpr std::string_view framing_choices[] = {"pickle", "length"};
 constexpr std::string_view stray_choices[] = {"error", "divert"};
 constexpr std::string_view memo_choices[] = {"error", "allow"};
+constexpr option_spec auth_options[] = {
+    {"key_file", option_type::string, false, "file holding the shared key (its bytes as they are)"},
+    {"key_env", option_type::string, false, "environment variable holding the shared key"},
+    {"timeout_ms", option_type::integer, false, "limit for the whole handshake (10000)"},
+};
 constexpr option_spec endpoint_options[] = {
     {"transport", option_type::string, true, "the transport plugin"},
     {"framing", option_type::choice, false, "pickle or length", framing_choices},
     {"max_message", option_type::size, false, "largest message"},
     {"on_stray", option_type::choice, false, "error or divert", stray_choices},
     {"memo", option_type::choice, false, "error or allow", memo_choices},
+    {"auth", option_type::section, false, "multiprocessing.connection's authkey challenge", {},
+     auth_options},
 };
+
+// Keys larger than this are refused: a key is a secret of some bytes, and a
+// path to something huge is a mistake.
+constexpr std::uintmax_t largest_key = 1 << 20;
+
+// Reads the key now, so a missing file or variable is a config error, not
+// a failure at the first connection. The key is used byte for byte, as
+// multiprocessing uses its authkey (a trailing newline is part of it).
+auth_config read_auth(const locator& loc, const YAML::Node& node, const option_values& options,
+                      const std::string& owner) {
+  const std::string what = owner + ": auth";
+  const auto file = options.get_string("key_file");
+  const auto env = options.get_string("key_env");
+  if (file.has_value() == env.has_value())
+    loc.fail(node, what + " takes exactly one of key_file and key_env");
+  auth_config a;
+  if (file) {
+    const std::string& where = options.where("key_file");
+    if (file->empty()) loc.fail_at(where, what + ": key_file must not be empty");
+    std::filesystem::path path(*file);
+    if (path.is_relative()) path = loc.directory() / path;
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(status))
+      loc.fail_at(where, what + ": key_file " + path.string() + " does not exist");
+    if (!std::filesystem::is_regular_file(status))
+      loc.fail_at(where, what + ": key_file " + path.string() + " is not a regular file");
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > largest_key)
+      loc.fail_at(where, what + ": key_file " + path.string() + " is larger than 1MiB");
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f)
+      loc.fail_at(where, what + ": cannot read key_file " + path.string() + ": " +
+                             std::strerror(errno));
+    std::uint8_t chunk[4096];
+    for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0;)
+      a.key.insert(a.key.end(), chunk, chunk + n);
+    const bool bad = std::ferror(f) != 0;
+    std::fclose(f);
+    if (bad) loc.fail_at(where, what + ": cannot read key_file " + path.string());
+    if (a.key.empty()) loc.fail_at(where, what + ": key_file " + path.string() + " is empty");
+    a.source = "key_file " + path.string();
+  } else {
+    const std::string& where = options.where("key_env");
+    const char* value = env->empty() ? nullptr : std::getenv(env->c_str());
+    if (!value) loc.fail_at(where, what + ": environment variable '" + *env + "' is not set");
+    if (!*value) loc.fail_at(where, what + ": environment variable '" + *env + "' is empty");
+    if (std::strlen(value) > largest_key)
+      loc.fail_at(where, what + ": environment variable '" + *env + "' is longer than 1MiB");
+    a.key.assign(value, value + std::strlen(value));
+    a.source = "key_env " + *env;
+  }
+  if (const auto ms = options.get_integer("timeout_ms")) {
+    if (*ms < 1) loc.fail_at(options.where("timeout_ms"), what + ": timeout_ms must be at least 1");
+    a.timeout = std::chrono::milliseconds(*ms);
+  }
+  return a;
+}
 
 endpoint_config read_endpoint(const locator& loc, const YAML::Node& node,
                               const plugin_registry& plugins, const std::string& owner) {
@@ -226,8 +297,6 @@ endpoint_config read_endpoint(const locator& loc, const YAML::Node& node,
   require_map(loc, node, owner);
   endpoint_config e;
   e.where = loc.at(node);
-  if (node["auth"])
-    loc.fail(node["auth"], owner + ": auth is not supported by this version of pickleway yet");
   // Endpoint options are flat: the core's keys and the transport's side by
   // side. Each pass reads its own and leaves the other's alone.
   std::set<std::string> core_keys, transport_keys;
@@ -252,6 +321,11 @@ endpoint_config read_endpoint(const locator& loc, const YAML::Node& node,
       loc.fail(node[key], owner + ": " + key + " applies only to framing: pickle");
   if (common->get_string("on_stray") == "divert") e.framing.pickle.on_stray = stray_policy::divert;
   if (common->get_string("memo") == "allow") e.framing.pickle.memo = memo_policy::allow;
+  if (const option_values* auth = common->get_section("auth")) {
+    if (e.framing.kind != framing_kind::length)
+      loc.fail(node["auth"], owner + ": auth is valid only with framing: length");
+    e.auth = read_auth(loc, node["auth"], *auth, owner);
+  }
 
   const std::string what = owner + " (" + e.transport_name + ")";
   const auto options = read_options(loc, node, e.plugin->descriptor->options, core_keys, what);
@@ -373,6 +447,21 @@ config_document::config_document(const std::filesystem::path& file) : file_(file
     throw config_error(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
                        std::to_string(e.mark.column + 1) + ": " + e.msg);
   }
+  check_root();
+}
+
+config_document::config_document(const std::filesystem::path& file, const std::string& text)
+    : file_(file) {
+  try {
+    root_ = std::make_unique<YAML::Node>(YAML::Load(text));
+  } catch (const YAML::ParserException& e) {
+    throw config_error(file.string() + ":" + std::to_string(e.mark.line + 1) + ":" +
+                       std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  check_root();
+}
+
+void config_document::check_root() const {
   const locator loc(file_.string());
   if (!root_->IsMap()) loc.fail(*root_, "the file must hold a map with 'sessions'");
 }

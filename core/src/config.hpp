@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,12 +33,21 @@ struct framing_config {
   framer_options pickle;  // max_message applies to both kinds
 };
 
+// `auth`: multiprocessing.connection's authkey challenge when the endpoint
+// opens (`framing: length` only). The key is read when the config is.
+struct auth_config {
+  std::vector<std::uint8_t> key;  // never printed nor logged
+  std::string source;             // "key_file /etc/pw.key" or "key_env PW_KEY", for messages
+  std::chrono::milliseconds timeout{10000};  // for the whole handshake
+};
+
 struct endpoint_config {
   std::string transport_name;
   std::string where;  // of the endpoint's map
   const loaded_plugin* plugin = nullptr;
   std::unique_ptr<pickleway::transport> endpoint;  // made by the plugin from the options
   framing_config framing;
+  std::optional<auth_config> auth;
 };
 
 struct filter_config {
@@ -67,6 +77,9 @@ struct config {
 class config_document {
  public:
   explicit config_document(const std::filesystem::path& file);  // throws config_error
+  // The same from text already read; `file` names it in errors and places
+  // its relative paths. For tools that hold the YAML in memory (the fuzzer).
+  config_document(const std::filesystem::path& file, const std::string& text);
   ~config_document();
   std::vector<std::string> plugin_path() const;  // throws config_error
   std::filesystem::path directory() const { return file_.parent_path(); }
@@ -76,6 +89,8 @@ class config_document {
   config build(const plugin_registry& plugins) const;
 
  private:
+  void check_root() const;
+
   std::filesystem::path file_;
   std::unique_ptr<YAML::Node> root_;
 };

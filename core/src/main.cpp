@@ -101,6 +101,12 @@ std::string framing_text(const framing_config& f) {
   return s;
 }
 
+// The auth settings, never the key.
+std::string auth_text(const std::optional<auth_config>& a) {
+  if (!a) return {};
+  return " auth=" + a->source + " timeout_ms=" + std::to_string(a->timeout.count());
+}
+
 // Loads and checks a config; prints the error and returns nullopt on failure.
 std::optional<config> load(const command_line& c, plugin_registry& registry) {
   try {
@@ -120,11 +126,13 @@ int run_check(const command_line& c) {
   if (!cfg) return 2;
   for (const auto& s : cfg->sessions) {
     std::cout << "session " << s.name << "\n"
-              << "  a: " << s.a.endpoint->describe() << " " << framing_text(s.a.framing) << "\n";
+              << "  a: " << s.a.endpoint->describe() << " " << framing_text(s.a.framing) << auth_text(s.a.auth)
+              << "\n";
     std::string chain;
     for (const auto& f : s.filters) chain += (chain.empty() ? "" : " -> ") + f.factory->describe();
     std::cout << "  filters a>b: " << (chain.empty() ? "(none)" : chain) << "\n"
-              << "  b: " << s.b.endpoint->describe() << " " << framing_text(s.b.framing) << "\n";
+              << "  b: " << s.b.endpoint->describe() << " " << framing_text(s.b.framing) << auth_text(s.b.auth)
+              << "\n";
     if (s.a.endpoint->listens() || s.b.endpoint->listens())
       std::cout << "  max_instances: " << s.max_instances << "\n";
   }

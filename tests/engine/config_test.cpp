@@ -2,6 +2,8 @@
 // first error with FILE:LINE:COL, and plugins that cannot be used are named.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+
 #include <pickleway/plugin.hpp>
 
 #include "support/corpus.hpp"
@@ -99,6 +101,24 @@ TEST_CASE("a bad config is refused with FILE:LINE:COL and the cause") {
       {"a plugin's own refusal", head + "    a: {transport: tcp, listen: \"127.0.0.1:1\", connect: \"127.0.0.1:2\"}\n" + spawn_b,
        "session s, endpoint a (tcp): "},
       {"YAML that does not parse", "sessions: [\n", "session.yaml:2:1: "},
+      {"auth without framing: length", head + "    a: {transport: spawn, command: [x], auth: {key_env: HOME}}\n" + spawn_b,
+       "session.yaml:3:47: session s, endpoint a: auth is valid only with framing: length"},
+      {"auth with both key_file and key_env",
+       head + "    a: {transport: spawn, command: [x], framing: length, auth: {key_file: k, key_env: HOME}}\n" + spawn_b,
+       "session.yaml:3:64: session s, endpoint a: auth takes exactly one of key_file and key_env"},
+      {"auth with neither", head + "    a: {transport: spawn, command: [x], framing: length, auth: {timeout_ms: 5}}\n" + spawn_b,
+       "session.yaml:3:64: session s, endpoint a: auth takes exactly one of key_file and key_env"},
+      {"a missing key file", head + "    a: {transport: spawn, command: [x], framing: length, auth: {key_file: no.key}}\n" + spawn_b,
+       "session.yaml:3:75: session s, endpoint a: auth: key_file "},
+      {"an unset key variable",
+       head + "    a: {transport: spawn, command: [x], framing: length, auth: {key_env: PICKLEWAY_TEST_UNSET}}\n" + spawn_b,
+       "session.yaml:3:74: session s, endpoint a: auth: environment variable 'PICKLEWAY_TEST_UNSET' is not set"},
+      {"a zero auth timeout",
+       head + "    a: {transport: spawn, command: [x], framing: length, auth: {key_env: HOME, timeout_ms: 0}}\n" + spawn_b,
+       "session.yaml:3:92: session s, endpoint a: auth: timeout_ms must be at least 1"},
+      {"an unknown auth option",
+       head + "    a: {transport: spawn, command: [x], framing: length, auth: {key_env: HOME, salt: x}}\n" + spawn_b,
+       "session.yaml:3:80: session s, endpoint a: option 'auth': unknown option 'salt'"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.what);
@@ -128,4 +148,32 @@ TEST_CASE("libraries that are no usable plugin are skipped, each named") {
         std::string::npos);
   CHECK(o.out.find("from_the_future") == std::string::npos);
   CHECK(o.out.find("transport\ttcp") != std::string::npos);  // the others still load
+}
+
+TEST_CASE("pickleway check reads the auth key and names where it came from, never the key") {
+  const auto dir = make_temp_dir();
+  std::filesystem::create_directories(dir / "keys");
+  write_text(dir, "keys/link.key", "not-to-be-printed\n");
+  const auto path = write_text(dir, "auth.yaml", R"(sessions:
+  - name: s
+    a: {transport: tcp, listen: "127.0.0.1:0", framing: length, auth: {key_file: keys/link.key}}
+    b: {transport: tcp, connect: "127.0.0.1:7000", framing: length, auth: {key_env: PICKLEWAY_TEST_KEY, timeout_ms: 250}}
+)");
+  ::setenv("PICKLEWAY_TEST_KEY", "also-secret", 1);
+  const auto o = pickleway_cli({"check", path.string(), "--plugin-path", PICKLEWAY_PLUGIN_DIR});
+  ::unsetenv("PICKLEWAY_TEST_KEY");
+  CHECK(o.status == 0);
+  CHECK(o.out.find("max_message=67108864 auth=key_file " + (dir / "keys/link.key").string() +
+                   " timeout_ms=10000\n") != std::string::npos);
+  CHECK(o.out.find("auth=key_env PICKLEWAY_TEST_KEY timeout_ms=250\n") != std::string::npos);
+  CHECK(o.out.find("not-to-be-printed") == std::string::npos);
+  CHECK(o.out.find("also-secret") == std::string::npos);
+  SUBCASE("an empty key file is refused") {
+    write_text(dir, "keys/link.key", "");
+    const auto empty = pickleway_cli({"check", path.string(), "--plugin-path", PICKLEWAY_PLUGIN_DIR});
+    CHECK(empty.status == 2);
+    CHECK(empty.out.find("auth.yaml:3:82: session s, endpoint a: auth: key_file " +
+                         (dir / "keys/link.key").string() + " is empty") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
 }

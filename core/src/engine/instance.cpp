@@ -30,6 +30,7 @@ instance::instance(asio::io_context& io, const session_config& session, std::str
       waiter_(io),
       open_waiter_(io),
       open_timer_(io),
+      auth_timer_(io),
       grace_timer_(io) {
   a_.config = &session.a;
   a_.label = "endpoint a (" + session.a.transport_name + ")";
@@ -51,6 +52,7 @@ direction_stats instance::stats(direction d) const {
 void instance::start(std::unique_ptr<opener> accepted, char accepted_side) {
   const open_context context{session_.name, number_, log_.get()};
   endpoint_runtime* const listening = !accepted ? nullptr : accepted_side == 'a' ? &a_ : &b_;
+  accepted_ = listening;
   if (listening) to_open_.emplace_back(listening, std::move(accepted));
   for (endpoint_runtime* e : {&a_, &b_}) {
     if (e == listening) continue;
@@ -90,6 +92,7 @@ void instance::step_opener(bool timed_out) {
       endpoint->stream = std::move(s.stream);
       to_open_.erase(to_open_.begin());
       if (endpoint->stream->child()) watch_child(*endpoint);
+      if (endpoint->config->auth) return start_auth(*endpoint);
       return open_next();
     case open_step::kind::failed:
       fail(endpoint->label + ": " + s.error);
@@ -112,6 +115,61 @@ void instance::step_opener(bool timed_out) {
       self->step_opener(false);
     });
   }
+}
+
+void instance::start_auth(endpoint_runtime& e) {
+  // The side that accepted the connection challenges first, as
+  // Listener.accept() does; every other endpoint answers first, as Client().
+  const auto role = &e == accepted_ ? auth_handshake::role::challenge_first
+                                    : auth_handshake::role::answer_first;
+  try {
+    auth_ = std::make_unique<auth_driver>(e, role);
+  } catch (const std::exception& ex) {
+    fail(e.label + ": offset 0: authentication failed: " + ex.what());
+    return abort();
+  }
+  authenticating_ = &e;
+  const std::uint64_t generation = ++auth_generation_;
+  auto self = shared_from_this();
+  auth_timer_.expires_after(e.config->auth->timeout);
+  auth_timer_.async_wait([self, generation](const std::error_code& error) {
+    if (error || generation != self->auth_generation_ || self->done_ || self->shutting_down_) return;
+    ++self->auth_generation_;  // the pending wait is void
+    self->fail(self->authenticating_->label + ": offset " +
+               std::to_string(self->auth_->read_offset()) +
+               ": authentication failed: no complete handshake within " +
+               std::to_string(self->authenticating_->config->auth->timeout.count()) + " ms");
+    self->auth_.reset();
+    self->abort();
+  });
+  step_auth();
+}
+
+void instance::step_auth() {
+  switch (auth_->advance()) {
+    case auth_driver::progress::done:
+      ++auth_generation_;
+      auth_timer_.cancel();
+      auth_.reset();
+      authenticating_ = nullptr;
+      return open_next();
+    case auth_driver::progress::failed:
+      ++auth_generation_;
+      auth_timer_.cancel();
+      fail(authenticating_->label + ": " + auth_->error());
+      auth_.reset();
+      return abort();
+    case auth_driver::progress::waiting:
+      break;
+  }
+  const std::uint64_t generation = auth_generation_;
+  auto self = shared_from_this();
+  waiter_.wait(auth_->wait_handle(), auth_->wait_writable(),
+               [self, generation](const std::error_code& e) {
+                 if (e || generation != self->auth_generation_ || self->done_) return;
+                 if (self->shutting_down_) return;  // the children's exit ends it
+                 self->step_auth();
+               });
 }
 
 void instance::run() {
@@ -223,6 +281,8 @@ void instance::finish() {
   if (done_) return;
   done_ = true;
   open_timer_.cancel();
+  auth_timer_.cancel();
+  ++auth_generation_;
   grace_timer_.cancel();
   waiter_.forget_all();
   open_waiter_.forget_all();

@@ -13,6 +13,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "config.hpp"
+#include "engine/auth_driver.hpp"
 #include "engine/pump.hpp"
 #include "engine/waiter.hpp"
 
@@ -43,6 +44,10 @@ class instance : public std::enable_shared_from_this<instance> {
 
   void open_next();
   void step_opener(bool timed_out);
+  // The endpoint's `auth` handshake, after it opened and before the next
+  // endpoint is opened.
+  void start_auth(endpoint_runtime& e);
+  void step_auth();
   void run();
   void wait_for(pump& p, int fd, bool writable);
   void watch_child(endpoint_runtime& e);
@@ -70,6 +75,11 @@ class instance : public std::enable_shared_from_this<instance> {
   std::vector<std::pair<endpoint_runtime*, std::unique_ptr<opener>>> to_open_;
   asio::steady_timer open_timer_;
   std::uint64_t open_generation_ = 0;
+  endpoint_runtime* accepted_ = nullptr;  // the listening side's connection
+  std::unique_ptr<auth_driver> auth_;     // the handshake under way
+  endpoint_runtime* authenticating_ = nullptr;
+  asio::steady_timer auth_timer_;         // timeout_ms, for the whole handshake
+  std::uint64_t auth_generation_ = 0;
 
   int children_running_ = 0;
   asio::steady_timer grace_timer_;

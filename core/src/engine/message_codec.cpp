@@ -34,7 +34,8 @@ class pickle_reader final : public message_reader {
 // or -1 and then an unsigned 64-bit one, then the bytes.
 class length_reader final : public message_reader {
  public:
-  explicit length_reader(std::uint64_t max_message) : max_(max_message) {}
+  length_reader(std::uint64_t max_message, std::uint64_t first_offset)
+      : max_(max_message), offset_(first_offset) {}
 
   read_step next(bytes_view data) override {
     if (!error_.empty()) return failed();
@@ -96,9 +97,10 @@ class length_reader final : public message_reader {
 
 }  // namespace
 
-std::unique_ptr<message_reader> make_reader(const framing_config& framing) {
+std::unique_ptr<message_reader> make_reader(const framing_config& framing,
+                                           std::uint64_t first_offset) {
   if (framing.kind == framing_kind::length)
-    return std::make_unique<length_reader>(framing.pickle.max_message);
+    return std::make_unique<length_reader>(framing.pickle.max_message, first_offset);
   return std::make_unique<pickle_reader>(framing.pickle);
 }
 

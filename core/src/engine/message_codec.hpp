@@ -32,7 +32,10 @@ class message_reader {
   virtual std::uint64_t offset() const = 0;
 };
 
-std::unique_ptr<message_reader> make_reader(const framing_config& framing);
+// `first_offset`: the stream offset of the first byte it will read (past an
+// auth handshake; length framing only, as auth is).
+std::unique_ptr<message_reader> make_reader(const framing_config& framing,
+                                           std::uint64_t first_offset = 0);
 
 // "" when `message` is exactly one whole pickle by `options`, else why not.
 std::string whole_pickle_problem(bytes_view message, const framer_options& options);

@@ -1,5 +1,6 @@
 #include "engine/pump.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "pickleway/python_repr.hpp"
@@ -19,9 +20,15 @@ pump::pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
       to_(to),
       chain_(std::move(chain)),
       hooks_(std::move(h)),
-      reader_(make_reader(from.config->framing)),
-      in_(read_chunk) {
+      reader_(make_reader(from.config->framing, from.read_offset)),
+      in_(std::max(read_chunk, from.early_input.size())),
+      out_offset_(to.write_offset) {
   if (!from_.stream->can_read()) source_done_ = input_closed_ = true;  // a one-way endpoint
+  // Bytes read with the auth handshake, past its end: the first messages.
+  std::copy(from_.early_input.begin(), from_.early_input.end(), in_.begin());
+  in_end_ = from_.early_input.size();
+  from_.early_input.clear();
+  from_.early_input.shrink_to_fit();
 }
 
 void pump::advance() {

@@ -24,6 +24,11 @@ struct endpoint_runtime {
   std::string label;  // "endpoint a (spawn)"
   std::unique_ptr<byte_stream> stream;
   bool read_closed = false;  // no pump reads it any more
+  // What an `auth` handshake leaves to the pumps: bytes the peer sent after
+  // it (its first messages), and the stream offsets it read and wrote up to.
+  std::vector<std::uint8_t> early_input;
+  std::uint64_t read_offset = 0;
+  std::uint64_t write_offset = 0;
 };
 
 struct direction_stats {
