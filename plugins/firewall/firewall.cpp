@@ -1,0 +1,165 @@
+// The `firewall` filter: refuses, whole and before any byte of it goes on,
+// a message that would import a global outside the allowlist, or use a
+// copyreg extension code or a persistent id that is denied. Both
+// directions are judged alike. See docs/firewall.md.
+//
+// A refusal reads "firewall: refused SUBJECT at offset N: CAUSE", SUBJECT
+// being the global ("os.system"), "extension code 7", "persistent id" or
+// what could not be followed, and N the stream offset of the opcode that
+// does it. With `on_deny: error` it ends the instance; with `on_deny: drop`
+// it is logged, counted, and the message dropped.
+#include <charconv>
+
+#include <pickleway/plugin.hpp>
+
+#include "judge.hpp"
+#include "policy.hpp"
+
+namespace {
+
+using namespace pickleway;
+using firewall::ext_mode;
+using firewall::judge;
+using firewall::policy;
+
+constexpr std::string_view defaults_choices[] = {"safe", "none"};
+constexpr std::string_view switch_choices[] = {"deny", "allow"};
+constexpr std::string_view on_deny_choices[] = {"error", "drop"};
+
+constexpr option_spec firewall_options[] = {
+    {"allow", option_type::string_list, false,
+     "globals let through besides the defaults: module.name (exactly that name, "
+     "module.Outer.Inner for a nested class) or module.* (the names directly in module)"},
+    {"defaults", option_type::choice, false,
+     "safe: also let through the documented names that cannot run code; none: only `allow` "
+     "(default safe)",
+     defaults_choices},
+    {"ext", option_type::string, false,
+     "copyreg extension codes: deny, allow, or the allowed codes as \"1, 2, 300\" (default deny)"},
+    {"persid", option_type::choice, false, "persistent ids: deny or allow (default deny)",
+     switch_choices},
+    {"on_deny", option_type::choice, false,
+     "error: a refused message ends the instance; drop: it is logged, counted and dropped "
+     "(default error)",
+     on_deny_choices},
+};
+
+class firewall_filter final : public filter {
+ public:
+  firewall_filter(const policy& p, bool drop, const open_context& context)
+      : judge_(p), drop_(drop), sink_(context.log) {}
+
+  filter_result on_message(direction d, message& m, std::string& error) override {
+    const auto refused = judge_.check(m.bytes());
+    if (!refused) return filter_result::pass;
+    // A message an earlier filter rewrote no longer maps onto the stream.
+    std::string text = "firewall: " + firewall::describe(*refused, m.replaced() ? 0 : m.offset());
+    if (m.replaced()) text += " (offset in the message as an earlier filter rewrote it)";
+    if (!drop_) {
+      error = std::move(text);
+      return filter_result::fail;
+    }
+    ++dropped_[index(d)];
+    if (sink_)
+      sink_->line(text + "; message " + std::to_string(m.sequence()) + " " +
+                  std::string(to_string(d)) + " dropped");
+    return filter_result::drop;
+  }
+
+  filter_result on_end(direction d, std::string&) override {
+    const std::uint64_t n = dropped_[index(d)];
+    if (drop_ && sink_)
+      sink_->line("firewall: " + std::string(to_string(d)) + " ended, " + std::to_string(n) +
+                  (n == 1 ? " message" : " messages") + " refused and dropped");
+    return filter_result::pass;
+  }
+
+ private:
+  static std::size_t index(direction d) { return d == direction::a_to_b ? 0 : 1; }
+
+  judge judge_;
+  bool drop_;
+  log_sink* sink_;
+  std::uint64_t dropped_[2] = {0, 0};
+};
+
+class firewall_factory final : public filter_factory {
+ public:
+  firewall_factory(policy p, bool drop) : policy_(std::move(p)), drop_(drop) {}
+
+  std::unique_ptr<filter> make(const open_context& context) override {
+    return std::make_unique<firewall_filter>(policy_, drop_, context);
+  }
+
+  std::string describe() const override {
+    std::string text = "firewall allow=" + std::to_string(policy_.allowed_count()) +
+                       " defaults=" + (policy_.safe_defaults() ? "safe" : "none") + " ext=";
+    switch (policy_.ext()) {
+      case ext_mode::deny: text += "deny"; break;
+      case ext_mode::allow: text += "allow"; break;
+      case ext_mode::listed:
+        for (std::size_t i = 0; i < policy_.ext_codes().size(); ++i)
+          text += (i ? "," : "") + std::to_string(policy_.ext_codes()[i]);
+        break;
+    }
+    text += std::string(" persid=") + (policy_.allows_persid() ? "allow" : "deny") +
+            " on_deny=" + (drop_ ? "drop" : "error");
+    return text;
+  }
+
+ private:
+  policy policy_;  // shared, read-only, by every instance's judge
+  bool drop_;
+};
+
+// `ext`: deny, allow, or codes separated by commas or spaces, each 1 to
+// 2**31 - 1 (the codes copyreg.add_extension accepts).
+bool read_ext(const std::string& text, policy& p, option_error& error) {
+  if (text == "deny" || text == "allow") {
+    p.set_ext(text == "deny" ? ext_mode::deny : ext_mode::allow);
+    return true;
+  }
+  std::vector<std::int64_t> codes;
+  const char* at = text.data();
+  const char* const end = text.data() + text.size();
+  for (;;) {
+    while (at != end && (*at == ' ' || *at == ',')) ++at;
+    if (at == end) break;
+    std::int64_t code = 0;
+    const auto [next, ec] = std::from_chars(at, end, code);
+    if (ec != std::errc() || code < 1 || code > 0x7FFF'FFFF || (next != end && *next != ' ' && *next != ','))
+      break;
+    codes.push_back(code);
+    at = next;
+  }
+  if (at != end || codes.empty()) {
+    error = {"ext", "firewall: `ext` is deny, allow, or extension codes (1 to 2147483647) as "
+                    "\"1, 2, 300\", not `" + text + "`"};
+    return false;
+  }
+  p.set_ext(ext_mode::listed, std::move(codes));
+  return true;
+}
+
+std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {
+  policy p;
+  for (const std::string& entry : values.get_list("allow").value_or(option_value::list{})) {
+    if (const auto problem = p.add_allowed(entry)) {
+      error = {"allow", "firewall: allow: " + *problem};
+      return nullptr;
+    }
+  }
+  p.set_safe_defaults(values.get_string("defaults").value_or("safe") == "safe");
+  p.set_persid(values.get_string("persid").value_or("deny") == "allow");
+  if (!read_ext(values.get_string("ext").value_or("deny"), p, error)) return nullptr;
+  const bool drop = values.get_string("on_deny").value_or("error") == "drop";
+  return std::make_unique<firewall_factory>(std::move(p), drop);
+}
+
+}  // namespace
+
+PICKLEWAY_FILTER_PLUGIN("firewall", "1.0.0",
+                        "refuses a message that would import a global outside the allowlist, or "
+                        "use a denied extension code or persistent id; judged by simulating the "
+                        "unpickler",
+                        firewall_options, make)

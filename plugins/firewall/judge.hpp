@@ -1,0 +1,114 @@
+// The firewall's judge: decides whether one message may pass, without
+// running it.
+//
+// It walks the message's opcodes with the project's opcode table and
+// simulates what CPython's Unpickler (Lib/pickle.py, _Unpickler.load_*) does
+// with them: the stack, the marks (metastack) and the memo, with CPython's
+// exact memo semantics (PUT/BINPUT/LONG_BINPUT store at their index,
+// MEMOIZE at len(memo)), so a name built through STACK_GLOBAL from strings,
+// directly or through the memo, is seen as CPython will see it. It tracks
+// what each stack item is only as far as judging needs: a str known for
+// certain, a tuple's elements, an allowed global, an object made in this
+// message. Every global is judged where it is imported; every call, BUILD
+// and container update is judged on what it applies to.
+//
+// When in doubt it refuses: a stack underflow, a GET of an entry this
+// message did not define, a STACK_GLOBAL operand that is not a str known
+// for certain, a call of anything but an allowed global, a message that is
+// not exactly one pickle. Pure: no I/O; one judge per filter instance, its
+// buffers reused from message to message.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <pickleway/framer.hpp>
+#include <pickleway/opcode_reader.hpp>
+
+#include "policy.hpp"
+
+namespace pickleway::firewall {
+
+struct refusal {
+  std::size_t offset = 0;  // of the opcode that imports or does it, from the message start
+  std::string subject;     // "os.system", "extension code 7", "persistent id", ...
+  std::string cause;       // why, in a few words
+};
+
+// "refused SUBJECT at offset N: CAUSE", N being `base` + the refusal's offset.
+std::string describe(const refusal& r, std::uint64_t base);
+
+class judge {
+ public:
+  // `p` outlives the judge.
+  explicit judge(const policy& p) : policy_(&p) {}
+
+  // nullopt when the message may pass.
+  std::optional<refusal> check(bytes_view message);
+
+ private:
+  enum class kind : std::uint8_t {
+    value,      // a number, None, bytes, a buffer: nothing to judge
+    text,       // a str; `known` when its value is certain
+    container,  // a list, dict, set or bytearray made here: may be filled or given state
+    tuple,      // its elements are elements_[first, first + count)
+    global,     // an allowed global (or the class of an allowed extension code)
+    getter,     // builtins.getattr, imported but not yet applied
+    instance,   // made here by calling an allowed global
+    foreign,    // the application's object for a persistent id
+  };
+  struct object {
+    kind what = kind::value;
+    grant how = grant::allowed;  // global
+    bool known = false;          // text
+    std::uint32_t first = 0;     // tuple
+    std::uint32_t count = 0;     // tuple
+    std::size_t pos = 0;         // of the opcode that made it
+    std::string_view text;       // text: its value (UTF-8); global: the module
+    std::string_view name;       // global: the name in the module ("" for an extension code)
+  };
+
+  void reset();
+  std::uint32_t push(const object& o);
+  std::size_t base() const { return marks_.empty() ? 0 : marks_.back(); }
+  bool refuse(std::size_t pos, std::string subject, std::string cause);
+  bool underflow(std::size_t pos);
+  bool use(std::uint32_t id);
+  bool pop(std::size_t pos, std::uint32_t& id);
+  bool top(std::size_t pos, std::uint32_t& id);
+  bool pop_mark(std::size_t pos);
+  bool import(std::size_t pos, std::string_view module, std::string_view name);
+  bool call(std::size_t pos, std::uint32_t callee, std::span<const std::uint32_t> args,
+            std::uint32_t& result);
+  bool instantiate(std::size_t pos, std::uint32_t cls);
+  bool update(std::size_t pos, std::string_view what);
+  bool memo_put(std::size_t pos, std::uint64_t key);
+  bool memo_get(std::size_t pos, std::uint64_t key);
+  bool step(bytes_view m, const opcode_at& o);
+
+  const policy* policy_;
+  int proto_ = 0;
+  std::vector<object> objects_;
+  std::vector<std::uint32_t> stack_;
+  std::vector<std::size_t> marks_;       // stack_ sizes at each MARK
+  std::vector<std::uint32_t> popped_;    // what the last pop_mark took
+  std::vector<std::uint32_t> elements_;  // of the tuples
+  std::vector<std::uint32_t> memo_;      // dense keys; no_object where undefined
+  std::unordered_map<std::uint64_t, std::uint32_t> sparse_memo_;
+  std::uint64_t memo_size_ = 0;          // len(memo), for MEMOIZE
+  std::size_t dense_limit_ = 0;
+  std::deque<std::string> names_;        // dotted names made by getattr(global, 'name')
+  std::optional<refusal> refusal_;
+};
+
+// The module and name CPython 3 imports for a protocol 0-2 pickle's
+// (module, name): _compat_pickle's mapping, as find_class applies it.
+std::pair<std::string_view, std::string_view> fix_imports(std::string_view module,
+                                                          std::string_view name);
+
+}  // namespace pickleway::firewall
