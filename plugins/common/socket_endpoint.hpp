@@ -1,7 +1,8 @@
 // What the socket transports (`unix`, `tcp`) share: socket addresses and
 // their text, the `listen`/`connect` choice, the `retry` option, an opener
-// that connects with retry and backoff, and a listener that accepts plain
-// connections.
+// that connects with retry and backoff, and a listener that accepts
+// connections; both hand a connected socket to an upgrade (plain by
+// default; tcp's TLS handshakes there).
 //
 // Header-only, for plugins: it uses the public pickleway headers and POSIX
 // only. Everything here runs on the core's event loop thread and never
@@ -196,6 +197,16 @@ class refusing_opener final : public opener {
   std::string why_;
 };
 
+// What a connected socket becomes, given the socket and its peer's text:
+// an opener that ends with the stream the core uses. The plain upgrade is
+// ready at once; tcp's TLS upgrade does its handshake first. A failure of
+// the upgrade is final: a connector retries only the connect.
+using socket_upgrade = std::function<std::unique_ptr<opener>(unique_fd fd, std::string peer)>;
+
+inline std::unique_ptr<opener> plain_socket(unique_fd fd, std::string peer) {
+  return std::make_unique<ready_opener>(fd_stream::socket(std::move(fd), std::move(peer)));
+}
+
 inline std::unique_ptr<opener> refuse_open(const transport& listening) {
   return std::make_unique<refusing_opener>(
       listening.describe() + ": a listening endpoint opens by accepting, not by open()");
@@ -215,17 +226,19 @@ class connecting_opener final : public opener {
   // `what` starts every message ("tcp connect"), `target` is the address as
   // written; `log` (may be null) hears of failed attempts that are retried.
   connecting_opener(std::string what, std::string target, retry_policy retry, resolver resolve,
-                    log_sink* log)
+                    log_sink* log, socket_upgrade upgrade = plain_socket)
       : what_(std::move(what)),
         target_(std::move(target)),
         retry_(retry),
         resolve_(std::move(resolve)),
         log_(log),
+        upgrade_(std::move(upgrade)),
         backoff_(retry.initial) {}
 
-  // Called first, after each backoff, and when a connect in progress has
-  // become writable.
-  open_step step(bool) override {
+  // Called first, after each backoff, when a connect in progress has
+  // become writable, and for the upgrade's own waits once connected.
+  open_step step(bool timed_out) override {
+    if (upgrading_) return upgrade_step(timed_out);
     if (connecting_) return finish_connect();
     failures_.clear();
     std::string error;
@@ -278,7 +291,15 @@ class connecting_opener final : public opener {
     if (log_ && !last_logged_.empty())  // the failures were logged: so is the end of them
       log_->line(what_ + " " + target_ + ": connected to " + to.text + " at attempt " +
                  std::to_string(attempt_ + 1));
-    return open_step::ready(fd_stream::socket(std::move(fd), to.text));
+    upgrading_ = upgrade_(std::move(fd), to.text);
+    return upgrade_step(false);
+  }
+
+  // The upgrade's failure names the target, as a connect failure does.
+  open_step upgrade_step(bool timed_out) {
+    open_step s = upgrading_->step(timed_out);
+    if (s.what == open_step::kind::failed) s.error = what_ + " " + target_ + ": " + s.error;
+    return s;
   }
 
   // A name may resolve to several addresses: each failure names its own.
@@ -312,6 +333,7 @@ class connecting_opener final : public opener {
   retry_policy retry_;
   resolver resolve_;
   log_sink* log_;
+  socket_upgrade upgrade_;
 
   std::vector<address> addresses_;  // of this attempt
   std::size_t next_ = 0;            // the next of them to try
@@ -320,21 +342,24 @@ class connecting_opener final : public opener {
   std::int64_t attempt_ = 0;
   std::chrono::milliseconds backoff_;
   std::string last_logged_;
+  std::unique_ptr<opener> upgrading_;  // once connected
 };
 
 // ---- Listening
 
 inline constexpr int listen_backlog = 128;
 
-// A listening socket whose accepted connections are ready at once. Named
-// by the address it is bound to: "tcp 127.0.0.1:43125", "unix /x.sock".
+// A listening socket whose accepted connections go through `upgrade`
+// (plain: ready at once). Named by the address it is bound to:
+// "tcp 127.0.0.1:43125", "unix /x.sock".
 class socket_listener : public listener {
  public:
   // `fd` is bound (not necessarily listening yet).
-  socket_listener(unique_fd fd, const std::string& kind)
+  socket_listener(unique_fd fd, const std::string& kind, socket_upgrade upgrade = plain_socket)
       : fd_(std::move(fd)),
         local_(local_address(fd_.get())),
-        description_(kind + " " + local_.text) {}
+        description_(kind + " " + local_.text),
+        upgrade_(std::move(upgrade)) {}
 
   int handle() const override { return fd_.get(); }
   std::string describe() const override { return description_; }
@@ -350,7 +375,7 @@ class socket_listener : public listener {
         set_no_delay(fd.get(), from.ss_family);
         std::string peer = to_text(from, length);
         if (peer.empty()) peer = local_.text;  // an unnamed Unix peer: name the socket path
-        return std::make_unique<ready_opener>(fd_stream::socket(std::move(fd), std::move(peer)));
+        return upgrade_(std::move(fd), std::move(peer));
       }
       switch (errno) {
         case EAGAIN:
@@ -379,6 +404,7 @@ class socket_listener : public listener {
   unique_fd fd_;
   address local_;
   std::string description_;
+  socket_upgrade upgrade_;
 };
 
 }  // namespace pickleway::sockets

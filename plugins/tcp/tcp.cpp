@@ -1,27 +1,20 @@
 // The `tcp` transport: `listen: HOST:PORT` or `connect: HOST:PORT`, over
-// IPv4 or IPv6 ("[::1]:7000"), the connector retrying with backoff.
-//
-// `tls` is in the schema, so that configs written for it are read, but
-// refused until TLS lands.
+// IPv4 or IPv6 ("[::1]:7000"), the connector retrying with backoff; with
+// `tls`, each connection is TLS 1.2+ (tls_context.hpp says what the options
+// mean, tls_stream.hpp how it runs).
 #include <netdb.h>
 
 #include <pickleway/fd_stream.hpp>
 #include <pickleway/plugin.hpp>
 
 #include "../common/socket_endpoint.hpp"
+#include "tls_context.hpp"
+#include "tls_stream.hpp"
 
 namespace {
 
 using namespace pickleway;
 using sockets::address;
-
-constexpr option_spec tls_options[] = {
-    {"cert", option_type::string, false, "certificate chain file (PEM)"},
-    {"key", option_type::string, false, "private key file (PEM)"},
-    {"ca", option_type::string, false, "CA file to verify the peer with"},
-    {"verify_peer", option_type::boolean, false, "verify the server's certificate (default true)"},
-    {"server_name", option_type::string, false, "name to verify the server as"},
-};
 
 constexpr option_spec tcp_options[] = {
     {"listen", option_type::address, false, "HOST:PORT to accept connections on"},
@@ -32,8 +25,8 @@ constexpr option_spec tcp_options[] = {
      .section = sockets::retry_options},
     {.name = "tls",
      .type = option_type::section,
-     .help = "TLS: {cert, key, ca, verify_peer, server_name}",
-     .section = tls_options},
+     .help = "TLS: {cert, key, ca, verify_peer, server_name, timeout_ms}",
+     .section = tls::options},
 };
 
 // "HOST:PORT" or "[V6]:PORT", as the core has checked it.
@@ -106,8 +99,9 @@ std::string listen_on(const address& at, unique_fd& fd) {
 
 class tcp_transport final : public transport {
  public:
-  tcp_transport(sockets::endpoint_role role, host_port target, sockets::retry_policy retry)
-      : role_(std::move(role)), target_(std::move(target)), retry_(retry) {}
+  tcp_transport(sockets::endpoint_role role, host_port target, sockets::retry_policy retry,
+                std::shared_ptr<const tls::context> tls)
+      : role_(std::move(role)), target_(std::move(target)), retry_(retry), tls_(std::move(tls)) {}
 
   bool listens() const override { return role_.listens; }
 
@@ -126,7 +120,8 @@ class tcp_transport final : public transport {
     for (const auto& at : addresses) {
       unique_fd fd;
       const std::string failure = listen_on(at, fd);
-      if (failure.empty()) return std::make_unique<sockets::socket_listener>(std::move(fd), "tcp");
+      if (failure.empty())
+        return std::make_unique<sockets::socket_listener>(std::move(fd), "tcp", upgrade());
       why += (why.empty() ? "" : "; ") + (at.text == role_.target ? "" : at.text + ": ") + failure;
     }
     error = what + ": " + why;
@@ -138,24 +133,34 @@ class tcp_transport final : public transport {
     // Resolved again on each attempt: a name may come to resolve, or move.
     auto resolver = [target = target_](std::string& error) { return resolve(target, error); };
     return std::make_unique<sockets::connecting_opener>("tcp connect", role_.target, retry_,
-                                                        std::move(resolver), context.log);
+                                                        std::move(resolver), context.log,
+                                                        upgrade());
   }
 
   std::string describe() const override {
-    return std::string("tcp ") + (role_.listens ? "listen " : "connect ") + role_.target;
+    return std::string("tcp ") + (role_.listens ? "listen " : "connect ") + role_.target +
+           (tls_ ? ", " + tls_->describe() : "");
   }
 
  private:
+  // What a connected socket becomes: plain, or TLS after its handshake.
+  // The listening side's handshake runs in the opener accept() returns,
+  // which the core completes before it opens the other endpoint: a
+  // stranger who fails it never makes the session start anything.
+  sockets::socket_upgrade upgrade() const {
+    if (!tls_) return sockets::plain_socket;
+    return [tls = tls_](unique_fd fd, std::string peer) -> std::unique_ptr<opener> {
+      return std::make_unique<tls::handshake>(tls, std::move(fd), std::move(peer));
+    };
+  }
+
   sockets::endpoint_role role_;
   host_port target_;
   sockets::retry_policy retry_;
+  std::shared_ptr<const tls::context> tls_;  // null without `tls`
 };
 
 std::unique_ptr<transport> make(const option_values& options, option_error& error) {
-  if (options.has("tls")) {
-    error = {"tls", "tls: not supported by this version of pickleway yet"};
-    return nullptr;
-  }
   auto role = sockets::read_role(options, error);
   if (!role) return nullptr;
   const char* option = role->listens ? "listen" : "connect";
@@ -174,10 +179,15 @@ std::unique_ptr<transport> make(const option_values& options, option_error& erro
   }
   const auto retry = sockets::read_retry(options, error);
   if (!retry) return nullptr;
-  return std::make_unique<tcp_transport>(std::move(*role), *target, *retry);
+  std::shared_ptr<const tls::context> tls;
+  if (const option_values* section = options.get_section("tls")) {
+    tls = tls::context::make(*section, role->listens, target->host, error);
+    if (!tls) return nullptr;
+  }
+  return std::make_unique<tcp_transport>(std::move(*role), *target, *retry, std::move(tls));
 }
 
 }  // namespace
 
-PICKLEWAY_TRANSPORT_PLUGIN("tcp", "1.0.0", "TCP over IPv4 and IPv6, connect with retry",
+PICKLEWAY_TRANSPORT_PLUGIN("tcp", "1.1.0", "TCP over IPv4 and IPv6, connect with retry, TLS",
                            tcp_options, make)

@@ -333,16 +333,18 @@ connection.recv(1)
   CHECK(python.finish() == 0);
 }
 
-TEST_CASE("tcp refuses tls, for now, with a clear message") {
+TEST_CASE("tcp takes tls, and refuses a CA file that does not exist, naming the option") {
+  // tls_test.cpp tests TLS itself; here only that the option is read.
   option_error error;
-  const auto refused =
-      make_transport("tcp",
-                     options({{"connect", text("127.0.0.1:7000")},
-                              {"tls", section(options({{"ca", text("ca.pem")}}))}}),
-                     &error);
+  const auto refused = make_transport(
+      "tcp",
+      options({{"connect", text("127.0.0.1:7000")},
+               {"tls", section(options({{"ca", text("/nonexistent/pickleway-ca.pem")}}))}}),
+      &error);
   CHECK(refused == nullptr);
   CHECK(error.option == "tls");
-  CHECK(error.message == "tls: not supported by this version of pickleway yet");
+  CHECK(error.message ==
+        "tls.ca: cannot load /nonexistent/pickleway-ca.pem: No such file or directory");
 }
 
 TEST_CASE("tcp takes exactly one of listen and connect, and checks the rest") {
