@@ -59,11 +59,14 @@ std::unique_ptr<decompressor> make_decompressor(codec_id c, std::string& error) 
   return nullptr;
 }
 
-std::size_t next_capacity(std::size_t current, std::size_t limit, std::size_t input_size) {
+std::size_t next_capacity(std::size_t current, std::size_t limit, std::size_t input_size,
+                          std::size_t last) {
   const std::size_t most = limit + 1;
   if (current == 0) {  // small messages rarely restore to more than 8 times their frame
     constexpr std::size_t least = 1024;
-    return std::min(most, std::max(least, input_size * 8));
+    const std::size_t bound = input_size * 8;
+    const std::size_t guess = last > 0 ? std::min(last + 1, bound) : bound;
+    return std::min(most, std::max(least, guess));
   }
   return current >= most / 2 ? most : current * 2;
 }

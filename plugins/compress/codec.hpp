@@ -39,7 +39,12 @@ class compressor {
  public:
   virtual ~compressor() = default;
   // Appends `in` to the stream, flushed, to `out`; false with `error` set.
-  virtual bool compress(bytes_view in, std::vector<std::uint8_t>& out, std::string& error) = 0;
+  // Sets `header_left_out` when what it appended is one block of the codec
+  // without its block header, which the decompressor rebuilds from the
+  // payload's size (zstd: the 3 bytes before each block, a tenth of a small
+  // message's frame; the other codecs never leave one out).
+  virtual bool compress(bytes_view in, std::vector<std::uint8_t>& out, bool& header_left_out,
+                        std::string& error) = 0;
 };
 
 class decompressor {
@@ -48,9 +53,10 @@ class decompressor {
   // Restores one flushed piece `in` into `out` (cleared first), producing
   // no more than `limit` bytes; false with `error` set when the codec refuses
   // the data or it would produce more than `limit`. Memory grows with the
-  // output actually produced, never with `limit` alone.
-  virtual bool decompress(bytes_view in, std::size_t limit, std::vector<std::uint8_t>& out,
-                          std::string& error) = 0;
+  // output actually produced, never with `limit` alone. `header_left_out`:
+  // the compressor left the block header out of `in` (see above).
+  virtual bool decompress(bytes_view in, bool header_left_out, std::size_t limit,
+                          std::vector<std::uint8_t>& out, std::string& error) = 0;
 };
 
 // nullptr with `error` set when the library cannot make a context.
@@ -66,8 +72,12 @@ std::unique_ptr<decompressor> make_zlib_decompressor(std::string& error);
 
 // Output growth for decompressors: the next size of the output buffer,
 // from `current`, towards `limit` + 1 (the one extra byte tells "exactly
-// limit" from "more than limit"). The first guess follows the input size
-// and each step doubles, so the buffer follows what the codec produces.
-std::size_t next_capacity(std::size_t current, std::size_t limit, std::size_t input_size);
+// limit" from "more than limit"). The first guess is the size the last
+// message restored to (`last`, 0 for none) plus that byte, so a stream of
+// like messages gets its buffer zero-filled once at the right size, but at
+// most 8 times the input size (a small message after a large one); each
+// step then doubles, so the buffer follows what the codec produces.
+std::size_t next_capacity(std::size_t current, std::size_t limit, std::size_t input_size,
+                          std::size_t last);
 
 }  // namespace pickleway::compress

@@ -33,7 +33,9 @@ class lz4_compressor final : public compressor {
   lz4_compressor(const lz4_compressor&) = delete;
   lz4_compressor& operator=(const lz4_compressor&) = delete;
 
-  bool compress(bytes_view in, std::vector<std::uint8_t>& out, std::string& error) override {
+  bool compress(bytes_view in, std::vector<std::uint8_t>& out, bool& header_left_out,
+                std::string& error) override {
+    header_left_out = false;
     // lz4 wants room for a whole block (64 KiB and more) even for a 60-byte
     // message: that room is a scratch buffer grown once, not a vector
     // zero-filled again for every message.
@@ -83,8 +85,12 @@ class lz4_decompressor final : public decompressor {
   lz4_decompressor(const lz4_decompressor&) = delete;
   lz4_decompressor& operator=(const lz4_decompressor&) = delete;
 
-  bool decompress(bytes_view in, std::size_t limit, std::vector<std::uint8_t>& out,
-                  std::string& error) override {
+  bool decompress(bytes_view in, bool header_left_out, std::size_t limit,
+                  std::vector<std::uint8_t>& out, std::string& error) override {
+    if (header_left_out) {
+      error = "lz4 frame says a block header was left out, which only zstd does";
+      return false;
+    }
     out.clear();
     std::size_t consumed = 0;
     std::size_t produced = 0;
@@ -94,7 +100,7 @@ class lz4_decompressor final : public decompressor {
           error = "it restores more than " + std::to_string(limit) + " bytes";
           return false;
         }
-        out.resize(next_capacity(out.size(), limit, in.size()));
+        out.resize(next_capacity(out.size(), limit, in.size(), last_size_));
       }
       std::size_t room = out.size() - produced;
       std::size_t taken = in.size() - consumed;
@@ -114,11 +120,13 @@ class lz4_decompressor final : public decompressor {
       if (consumed == in.size() && produced < out.size()) break;
     }
     out.resize(produced);
+    last_size_ = produced;
     return true;
   }
 
  private:
   LZ4F_dctx* context_;
+  std::size_t last_size_ = 0;  // of the last message restored
 };
 
 }  // namespace

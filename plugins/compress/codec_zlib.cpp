@@ -46,7 +46,9 @@ class zlib_compressor final : public compressor {
     return true;
   }
 
-  bool compress(bytes_view in, std::vector<std::uint8_t>& out, std::string& error) override {
+  bool compress(bytes_view in, std::vector<std::uint8_t>& out, bool& header_left_out,
+                std::string& error) override {
+    header_left_out = false;
     std::size_t produced = out.size();
     // Room for the whole flushed message: deflate's bound plus the flush's
     // stored blocks; the loop below grows it should it still be short.
@@ -104,8 +106,12 @@ class zlib_decompressor final : public decompressor {
     return true;
   }
 
-  bool decompress(bytes_view in, std::size_t limit, std::vector<std::uint8_t>& out,
-                  std::string& error) override {
+  bool decompress(bytes_view in, bool header_left_out, std::size_t limit,
+                  std::vector<std::uint8_t>& out, std::string& error) override {
+    if (header_left_out) {
+      error = "zlib frame says a block header was left out, which only zstd does";
+      return false;
+    }
     out.clear();
     std::size_t produced = 0;
     // The message's deflate data, then the sync flush's tail it was sent without.
@@ -117,7 +123,7 @@ class zlib_decompressor final : public decompressor {
             error = "it restores more than " + std::to_string(limit) + " bytes";
             return false;
           }
-          out.resize(next_capacity(out.size(), limit, in.size()));
+          out.resize(next_capacity(out.size(), limit, in.size(), last_size_));
         }
         stream_.next_in = const_cast<Bytef*>(part.data() + consumed);
         stream_.avail_in = slice(part.size() - consumed);
@@ -147,12 +153,14 @@ class zlib_decompressor final : public decompressor {
       return false;
     }
     out.resize(produced);
+    last_size_ = produced;
     return true;
   }
 
  private:
   z_stream stream_{};
   bool ready_ = false;
+  std::size_t last_size_ = 0;  // of the last message restored
 };
 
 }  // namespace

@@ -3,8 +3,6 @@
 // compress filter made. Each direction keeps one codec context for the
 // whole stream, flushed at each message end, so a message goes out whole
 // at once and still profits from the ones before it. See docs/compress.md.
-#include <zlib.h>
-
 #include <exception>
 
 #include <pickleway/framer.hpp>
@@ -34,13 +32,6 @@ struct settings {
   int level = 0;
   std::uint64_t min_size = 0;
 };
-
-std::uint32_t crc(std::uint32_t running, bytes_view bytes) {
-  uLong value = running;
-  // crc32_z takes a size_t length: no slicing for a message over 4 GiB.
-  value = crc32_z(value, bytes.data(), bytes.size());
-  return static_cast<std::uint32_t>(value);
-}
 
 // Both directions of one instance. Calls come from the core's event loop,
 // one at a time.
@@ -101,12 +92,14 @@ class compress_filter final : public filter {
         if (!compressor_) return failed("compress: " + error, error);
       }
       std::string why;
-      if (!compressor_->compress(in, out, why))
+      bool header_left_out = false;
+      if (!compressor_->compress(in, out, header_left_out, why))
         return failed("compress: message " + std::to_string(m.sequence()) + ": " + why, error);
+      if (header_left_out) put_flags(out, 0, flag_block_header_left_out);
     } else {
       out.insert(out.end(), in.begin(), in.end());
     }
-    sent_check_ = crc(sent_check_, in);
+    sent_check_ = next_check(sent_check_, in);
     put_check(out, 0, sent_check_);
     m.replace(std::move(out));
     return filter_result::pass;
@@ -115,6 +108,12 @@ class compress_filter final : public filter {
   filter_result receive(message& m, std::string& error) {
     const bytes_view frame = m.bytes();
     const std::string which = "compress: message " + std::to_string(m.sequence());
+    if (is_first_version_frame(frame))
+      return failed(which +
+                        " from the peer is in the first frame format of compress (a 5-byte "
+                        "header), which this version no longer reads: run the same pickleway "
+                        "version on both gateways",
+                    error);
     if (!is_frame(frame))
       return failed(which + " from the peer is not compressed: " + describe_stranger(frame) +
                         " (does the peer gateway run the compress filter on this link?)",
@@ -142,13 +141,16 @@ class compress_filter final : public filter {
         decompressor_ = make_decompressor(settings_->codec, why);
         if (!decompressor_) return failed("compress: " + why, error);
       }
-      if (!decompressor_->decompress(payload, largest_max_message, restored, why))
+      if (!decompressor_->decompress(payload, header->block_header_left_out,
+                                     largest_max_message, restored, why))
         return failed(which + ": " + why, error);
+    } else if (header->block_header_left_out) {
+      return failed(which + " is stored, yet says a block header was left out", error);
     } else {
       restored.assign(payload.begin(), payload.end());
     }
-    received_check_ = crc(received_check_, restored);
-    if (received_check_ != header->check)
+    received_check_ = next_check(received_check_, restored);
+    if (wire_check(received_check_) != header->check)
       return failed(which +
                         " fails its check: the frame is cut short or corrupted, or a "
                         "message was lost, added or reordered between the two compress "

@@ -1,8 +1,22 @@
 #include "frame.hpp"
 
+#include <zlib.h>
+
 #include <cstdio>
 
 namespace pickleway::compress {
+
+namespace {
+
+std::uint32_t crc(std::uint32_t running, bytes_view bytes) {
+  // zlib's crc32 returns 0 for a null pointer, whatever the running value:
+  // an empty view (data() may be null or not) leaves the check as it is.
+  if (bytes.empty()) return running;
+  // crc32_z takes a size_t length: no slicing for a message over 4 GiB.
+  return static_cast<std::uint32_t>(crc32_z(running, bytes.data(), bytes.size()));
+}
+
+}  // namespace
 
 void put_header(std::vector<std::uint8_t>& out, codec_id codec, bool compressed) {
   out.push_back(static_cast<std::uint8_t>(frame_mark | (compressed ? flag_compressed : 0) |
@@ -10,13 +24,32 @@ void put_header(std::vector<std::uint8_t>& out, codec_id codec, bool compressed)
   out.insert(out.end(), header_size - 1, 0);
 }
 
+void put_flags(std::vector<std::uint8_t>& out, std::size_t header_at, std::uint8_t flags) {
+  out[header_at] = static_cast<std::uint8_t>(out[header_at] | flags);
+}
+
 void put_check(std::vector<std::uint8_t>& out, std::size_t header_at, std::uint32_t check) {
-  for (std::size_t i = 0; i < 4; ++i)
-    out[header_at + 1 + i] = static_cast<std::uint8_t>(check >> (8 * i));
+  out[header_at + 1] = wire_check(check);
+}
+
+std::uint32_t next_check(std::uint32_t running, bytes_view message) {
+  const auto size = static_cast<std::uint32_t>(message.size());  // under 4 GiB: the framer's bound
+  const std::uint8_t size_bytes[4] = {
+      static_cast<std::uint8_t>(size), static_cast<std::uint8_t>(size >> 8),
+      static_cast<std::uint8_t>(size >> 16), static_cast<std::uint8_t>(size >> 24)};
+  running = crc(running, size_bytes);
+  const std::size_t head = std::min(message.size(), check_span);
+  running = crc(running, message.first(head));
+  const std::size_t tail = std::min(message.size() - head, check_span);
+  return crc(running, message.last(tail));
 }
 
 bool is_frame(bytes_view message) {
   return !message.empty() && (message[0] & frame_mark_mask) == frame_mark;
+}
+
+bool is_first_version_frame(bytes_view message) {
+  return !message.empty() && (message[0] & frame_mark_mask) == first_version_mark;
 }
 
 std::optional<frame_header> parse_header(bytes_view frame) {
@@ -24,8 +57,8 @@ std::optional<frame_header> parse_header(bytes_view frame) {
   frame_header h;
   h.codec = frame[0] & codec_mask;
   h.compressed = (frame[0] & flag_compressed) != 0;
-  for (std::size_t i = 0; i < 4; ++i)
-    h.check |= static_cast<std::uint32_t>(frame[1 + i]) << (8 * i);
+  h.block_header_left_out = (frame[0] & flag_block_header_left_out) != 0;
+  h.check = frame[1];
   return h;
 }
 
