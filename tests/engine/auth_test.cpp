@@ -199,3 +199,26 @@ sessions:
     }
   }
 }
+
+TEST_CASE("auth: an endpoint that neither listens nor connects answers first (a spawned child)") {
+  // Client -> pickleway (tcp listen, auth) -> child (spawn, auth): pickleway
+  // answers the child's challenge, as a Client would, then messages flow.
+  const auto dir = make_temp_dir();
+  const auto key = write_text(dir, "key", "shared by all three");
+  const auto config = write_text(dir, "chain.yaml", R"(
+sessions:
+  - name: chain
+    a: {transport: tcp, listen: "127.0.0.1:0", framing: length, auth: {key_file: key}}
+    b: {transport: spawn, command: [)" + std::string(PICKLEWAY_PYTHON) + ", " + auth_peer +
+                                                  ", serve, " + key.string() +
+                                                  R"(], framing: length, auth: {key_file: key}}
+)");
+  gateway g(config);
+  const int port = g.listening_port("chain");
+  const auto client = run({PICKLEWAY_PYTHON, auth_peer, "client", std::to_string(port), key.string(), "5"});
+  CHECK(client.out == "ok 5\n");
+  CHECK(g.wait_for_line("session chain#1: ended, a>b 5 messages, b>a 5 messages"));
+  g.signal(SIGTERM);
+  CHECK(g.wait() == 0);
+  std::filesystem::remove_all(dir);
+}

@@ -9,6 +9,10 @@
         put for {PORT}, runs `BINARY run CONFIG`, accepts, sends COUNT objects
         and checks each echo (or prints the AuthenticationError), closes, and
         prints pickleway's exit status and log.
+    auth_peer.py serve KEYFILE
+        A spawned child: the handshake on its stdin/stdout as the side that
+        challenges first (deliver_challenge, then answer_challenge), then
+        echoes every message until EOF.
     auth_peer.py raw PORT [SIZE]
         A plain socket: reads the challenge; then sends a handshake message of
         SIZE bytes when given, else nothing; reads to EOF. Prints the bytes it
@@ -71,6 +75,26 @@ def listen(key_file, config, binary, plugin_dir, count):
     return 0
 
 
+def serve(key_file):
+    from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
+    key = open(key_file, "rb").read()
+    reader = Connection(0, writable=False)
+    writer = Connection(1, readable=False)
+
+    class Duplex:  # the two pipes as the one connection the handshake expects
+        send_bytes = writer.send_bytes
+        recv_bytes = reader.recv_bytes
+
+    deliver_challenge(Duplex, key)
+    answer_challenge(Duplex, key)
+    while True:
+        try:
+            data = reader.recv_bytes()
+        except EOFError:
+            return 0
+        writer.send_bytes(data)
+
+
 def recv_message(sock):
     data = b""
     while len(data) < 4:
@@ -111,4 +135,4 @@ def raw(port, size=None):
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
-    sys.exit({"client": client, "listen": listen, "raw": raw}[mode](*args))
+    sys.exit({"client": client, "listen": listen, "serve": serve, "raw": raw}[mode](*args))
