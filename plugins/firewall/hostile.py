@@ -125,6 +125,11 @@ case("copyreg.__newobj__ on a str",
 case("_codecs.encode with a codec other than latin1",
      b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x05\x00\x00\x00rot13\x86R.",
      "_codecs.encode", "REDUCE")
+# A second BUILD calls the instance's own __setstate__ attribute, which the
+# first BUILD set: a conditional global would be called unchecked.
+case("a conditional global smuggled in as __setstate__",
+     b"\x80\x02ccollections\nOrderedDict\n)R}X\x0c\x00\x00\x00__setstate__c_codecs\nencode\nsbX\x05\x00\x00\x00rot13b.",
+     "_codecs.encode", "GLOBAL", 1)
 case("BUILD on a global overwrites its attributes",
      b"\x80\x02cdatetime\ndatetime\n}X\x03\x00\x00\x00now\x88sb.",
      "datetime.datetime", "BUILD")

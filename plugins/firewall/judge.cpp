@@ -127,11 +127,18 @@ bool judge::underflow(std::size_t pos) {
 // An item leaves the stack to be stored, passed or returned. A getattr that
 // was never applied to an allowed global and a name is refused here: held,
 // it could be called later by code we cannot see.
+//
+// So is a global allowed only under conditions on its arguments: the
+// conditions are checked where it is called, and held as a value it could
+// be called elsewhere unchecked; e.g. stored in an instance's __dict__ as
+// `__setstate__`, which a second BUILD calls with any state.
 bool judge::use(std::uint32_t id) {
   const object& o = objects_[id];
   if (o.what == kind::getter)
     return refuse(o.pos, "builtins.getattr",
                   "not allowed, except as getattr(allowed global, 'name') judged as that name");
+  if (o.what == kind::global && o.how != grant::allowed)
+    return refuse(o.pos, dotted(o.text, o.name), "allowed only as the callable of a call");
   return true;
 }
 
