@@ -198,7 +198,7 @@ TEST_CASE("the corpus's plain data passes with defaults: safe alone") {
   CHECK(count == 6 * 19);
 }
 
-TEST_CASE("module.name allows exactly that name; module.* the names directly in module") {
+TEST_CASE("module.name allows exactly that name, module.* the names directly in module") {
   const policy p = with_allowed({"pkg.exact", "mod.*"}, false);
   CHECK(verdict(p, "cpkg\nexact\n)R.") == "");
   CHECK(verdict(p, "cpkg\nother\n)R.") == "refused pkg.other at offset 0: global not allowed");
@@ -394,9 +394,8 @@ TEST_CASE("with on_deny: error the session fails at the hostile message, which n
   CHECK(log.find("session guarded, endpoint a (spawn): offset ") != std::string::npos);
   CHECK(log.find("firewall: refused io.open at offset ") != std::string::npos);
   CHECK_FALSE(fs::exists(dir.path / "marker"));
-  const auto report = file_text(dir.path / "report");
-  CHECK(report.starts_with("0\n1\n2\n"));
-  CHECK(report.find("3\n") == std::string::npos);
+  // The consumer read the three messages before it, then a clean EOF.
+  CHECK(file_text(dir.path / "report") == "0\n1\n2\nend\n");
 }
 
 TEST_CASE("with on_deny: drop the consumer gets every benign message and the drop is logged") {
