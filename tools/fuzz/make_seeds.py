@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the fuzz targets, made from the test corpora.
+
+    make_seeds.py OUTDIR BUILD_DIR
+
+OUTDIR/<target>/ receives one file per seed, in the input layout each target
+reads (see the comment at the top of tools/fuzz/<target>.cpp):
+
+  framer_fuzz     runs of consecutive messages of tests/python/make_corpus.py's
+                  streams (protocols 0-5, and Python 2.7's when installed),
+                  under varied options and chunkings
+  newline_fuzz    the newline tests' messages, LF and CRLF (newline_peer.py)
+  compress_fuzz   frames the compress filter makes of corpus messages, for each
+                  codec (BUILD_DIR/tools/fuzz/compress_seeds writes them)
+  config_fuzz     configs/*.yaml
+  length_auth_fuzz  tools/fuzz/seeds/length_auth/ (handshake transcripts)
+
+Deterministic: the same machine makes the same seeds.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Messages larger than this stay out: libFuzzer mutates small inputs best.
+LARGEST_MESSAGE = 1024
+RUN_BYTES = 1500  # a framer seed holds consecutive messages up to this size
+RUNS_PER_PROTOCOL = 60
+
+
+def corpus_messages(tmp):
+    """{name: [message bytes, ...]} from make_corpus.py."""
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests/python/make_corpus.py"), tmp],
+                   check=True, stdout=subprocess.DEVNULL)
+    streams = {}
+    for name in ("p0", "p1", "p2", "p3", "p4", "p5", "py2"):
+        path = os.path.join(tmp, name + ".pickles")
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:
+            stream = f.read()
+        messages = []
+        with open(os.path.join(tmp, name + ".expected")) as f:
+            for line in f:
+                fields = line.split()
+                if fields[0] == "M":
+                    offset, size = int(fields[1]), int(fields[2])
+                    messages.append(stream[offset:offset + size])
+        streams[name] = messages
+    return streams
+
+
+def write(directory, name, data):
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, name), "wb") as f:
+        f.write(data)
+
+
+def framer_seeds(out, streams):
+    for name, messages in streams.items():
+        small = [m for m in messages if len(m) <= LARGEST_MESSAGE]
+        step = max(1, len(small) // RUNS_PER_PROTOCOL)
+        for k, start in enumerate(range(0, len(small), step)):
+            run = b""
+            for m in small[start:]:
+                if len(run) + len(m) > RUN_BYTES:
+                    break
+                run += m
+            # Options: divert and allow on odd seeds; chunk sizes 1, 7, 64.
+            flags = bytes([k & 3])
+            chunks = bytes([3, 1, 7, 64])
+            write(out, "%s-%03d" % (name, k), flags + chunks + run)
+    # A stray print before a message, and a stream cut short.
+    write(out, "stray", bytes([1, 1, 5]) + b"ready\n\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01\x85\x94.")
+    write(out, "truncated", bytes([0, 0]) + b"\x80\x02]q\x00(K\x01")
+
+
+def newline_seeds(out):
+    sys.path.insert(0, os.path.join(ROOT, "plugins/newline"))
+    import newline_peer  # the newline tests' own messages
+
+    several = {False: b"", True: b""}
+    for protocol in (0, 1):
+        messages = newline_peer.PY2_MESSAGES[protocol] + [
+            newline_peer.dumps(v, protocol) for v in newline_peer.values()]
+        for k, m in enumerate(messages):
+            crlf = newline_peer.crlf(m)
+            write(out, "p%d-%02d-lf" % (protocol, k), bytes([1]) + m)
+            write(out, "p%d-%02d-crlf" % (protocol, k), bytes([0]) + crlf)
+            for is_crlf, data in ((False, m), (True, crlf)):
+                if len(several[is_crlf]) < 2000:
+                    several[is_crlf] += len(data).to_bytes(2, "little") + data
+    write(out, "several-lf", bytes([3]) + several[False])
+    write(out, "several-crlf", bytes([2]) + several[True])
+    # A FRAME around text opcodes (protocol 4 framing of a protocol 0 body).
+    body = b"(I42\nS'a'\ncos\nsystem\ntp0\n."
+    write(out, "frame", bytes([1]) + b"\x80\x04\x95" + len(body).to_bytes(8, "little") + body)
+
+
+def compress_seeds(out, streams, build_dir, tmp):
+    picked = []
+    for name in ("p0", "p2", "p4", "p5"):
+        messages = [m for m in streams.get(name, []) if len(m) <= LARGEST_MESSAGE]
+        picked += messages[:: max(1, len(messages) // 4)][:4]
+    files = []
+    for k, m in enumerate(picked):
+        path = os.path.join(tmp, "message-%02d" % k)
+        with open(path, "wb") as f:
+            f.write(m)
+        files.append(path)
+    # Whole groups of messages per seed: frames after the first depend on
+    # the context the earlier ones left.
+    for k in range(0, len(files), 4):
+        group = os.path.join(out, "group%d" % (k // 4))
+        os.makedirs(group, exist_ok=True)
+        subprocess.run([os.path.join(build_dir, "tools/fuzz/compress_seeds"), group] + files[k:k + 4],
+                       check=True)
+        for name in os.listdir(group):
+            os.replace(os.path.join(group, name), os.path.join(out, "g%d-%s" % (k // 4, name)))
+        os.rmdir(group)
+
+
+def config_seeds(out):
+    configs = os.path.join(ROOT, "configs")
+    for name in sorted(os.listdir(configs)):
+        if name.endswith(".yaml"):
+            os.makedirs(out, exist_ok=True)
+            shutil.copy(os.path.join(configs, name), os.path.join(out, name))
+
+
+def checked_in(out, target):
+    """Seeds kept in tools/fuzz/seeds/<target>/, when there are any."""
+    source = os.path.join(ROOT, "tools/fuzz/seeds", target)
+    if os.path.isdir(source):
+        os.makedirs(out, exist_ok=True)
+        for name in sorted(os.listdir(source)):
+            shutil.copy(os.path.join(source, name), os.path.join(out, name))
+
+
+def main(argv):
+    if len(argv) != 3:
+        sys.stderr.write(__doc__)
+        return 2
+    out, build_dir = argv[1], argv[2]
+    with tempfile.TemporaryDirectory(prefix="pickleway-seeds-") as tmp:
+        streams = corpus_messages(tmp)
+        framer_seeds(os.path.join(out, "framer_fuzz"), streams)
+        newline_seeds(os.path.join(out, "newline_fuzz"))
+        compress_seeds(os.path.join(out, "compress_fuzz"), streams, build_dir, tmp)
+        config_seeds(os.path.join(out, "config_fuzz"))
+        for target in ("framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz",
+                       "length_auth_fuzz"):
+            checked_in(os.path.join(out, target), target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
