@@ -5,8 +5,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <system_error>
 
@@ -24,10 +27,17 @@ constexpr std::size_t file_chunk = std::size_t{1} << 20;
 constexpr std::size_t batch_records = 256;
 constexpr std::chrono::milliseconds gather_time{2};
 
+// The writer thread's nice value (see writer.hpp).
+constexpr int background_nice = 10;
+
 }  // namespace
 
 writer::writer(writer_options options)
-    : options_(std::move(options)), formatter_(options_.format) {
+    : options_(std::move(options)),
+      byte_bound_(std::max(options_.max_bytes,
+                           options_.bytes_per_record *
+                               std::min(options_.max_records, SIZE_MAX / options_.bytes_per_record))),
+      formatter_(options_.format) {
   stop_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_) throw std::system_error(last_error(), "log: cannot make an eventfd");
   sigset_t all;
@@ -61,7 +71,7 @@ bool writer::push(record&& r, bytes_view kept) {
   {
     const std::lock_guard lock(mutex_);
     if (held_records_ >= options_.max_records) return false;
-    if (held_records_ > 0 && held_bytes_ + bytes > options_.max_bytes) return false;
+    if (held_records_ > 0 && held_bytes_ + bytes > byte_bound_) return false;
     ++held_records_;
     held_bytes_ += bytes;
     r.kept_at = store_.size();
@@ -93,6 +103,10 @@ void writer::push_always(record&& r) {
 }
 
 void writer::run() {
+  // Lowers this thread alone (Linux: a thread id names one thread). Only
+  // raising the priority needs a privilege, so this does not fail.
+  [[maybe_unused]] const int lowered =
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), background_nice);
   std::vector<record> batch;
   std::vector<std::uint8_t> batch_store;
   std::string text;

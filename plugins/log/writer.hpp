@@ -24,8 +24,10 @@ struct writer_options {
   // At most this many records are held (queued or being written) ...
   std::size_t max_records = 1024;
   // ... and, while more than one is, at most this many bytes of message
-  // copies.
+  // copies, or `bytes_per_record` times max_records when that is more (a
+  // queue made long for small messages holds their copies too).
   std::size_t max_bytes = std::size_t{64} << 20;
+  std::size_t bytes_per_record = 256;
   // After the destructor asks it to stop, how long the thread goes on
   // waiting for a log that takes bytes slowly or not at all (a FIFO nobody
   // reads) before giving the rest up. Short, so that pickleway still exits
@@ -44,7 +46,10 @@ struct writer_options {
 class writer {
  public:
   // Starts the thread (with every signal blocked, so SIGPIPE becomes EPIPE
-  // and the core's signal handling stays on its own threads). The file is
+  // and the core's signal handling stays on its own threads). The thread
+  // runs at nice 10: when the CPUs are all busy, the data path goes first
+  // and the log drops (and counts) what it cannot write; with a CPU to
+  // spare it writes at full speed. The file is
   // opened by the thread, on the first record: opening a FIFO must not wait
   // on the event loop. Throws std::system_error when no thread can start.
   explicit writer(writer_options options);
@@ -72,6 +77,7 @@ class writer {
   void report(const std::string& what);
 
   const writer_options options_;
+  const std::size_t byte_bound_;  // of the message copies held
 
   std::mutex mutex_;
   std::condition_variable wake_;
