@@ -207,6 +207,7 @@ bool judge::call(std::size_t pos, std::uint32_t callee, std::span<const std::uin
                                                   std::string(arg(1).text));
     const grant g = policy_->judge_global(module, name);
     if (g != grant::denied) {
+      objects_[callee].applied = true;
       made.what = g == grant::get_attribute ? kind::getter : kind::global;
       made.how = g;
       made.text = module;
@@ -356,6 +357,15 @@ std::optional<refusal> judge::check(bytes_view m) {
       if (pos != m.size()) {
         refuse(pos, "message", "bytes after its STOP: not exactly one pickle");
         return refusal_;
+      }
+      // builtins.getattr is imported only to be applied: one left over was
+      // imported for nothing the firewall allows.
+      for (const object& x : objects_) {
+        if (x.what == kind::getter && !x.applied) {
+          refuse(x.pos, "builtins.getattr",
+                 "not allowed, except as getattr(allowed global, 'name') judged as that name");
+          return refusal_;
+        }
       }
       return std::nullopt;
     }

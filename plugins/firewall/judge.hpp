@@ -66,6 +66,7 @@ class judge {
     kind what = kind::value;
     grant how = grant::allowed;  // global
     bool known = false;          // text
+    bool applied = false;        // getter: applied to a global and a name at least once
     std::uint32_t first = 0;     // tuple
     std::uint32_t count = 0;     // tuple
     std::size_t pos = 0;         // of the opcode that made it
