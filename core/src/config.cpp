@@ -351,6 +351,11 @@ filter_config read_filter(const locator& loc, const YAML::Node& item,
   f.name = name_node.Scalar();
   f.plugin = find_plugin(loc, name_node, plugins, plugin_kind::filter, f.name);
   const std::string what = owner + " (" + f.name + ")";
+  // Written without options (NAME, or NAME: and nothing), the filter has no
+  // map to point at for a required option it lacks: name the item instead.
+  if (!options_node.IsMap())
+    for (const auto& spec : f.plugin->descriptor->options)
+      if (spec.required) loc.fail(item, what + ": option '" + std::string(spec.name) + "' is required");
   const auto options = options_node.IsMap()
                            ? read_options(loc, options_node, f.plugin->descriptor->options, {}, what)
                            : read_options(loc, YAML::Node(YAML::NodeType::Map),
