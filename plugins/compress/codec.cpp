@@ -1,5 +1,6 @@
 #include "codec.hpp"
 
+#include <lz4.h>
 #include <lz4frame.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -57,6 +58,19 @@ std::unique_ptr<decompressor> make_decompressor(codec_id c, std::string& error) 
   }
   error = "unknown codec";
   return nullptr;
+}
+
+bool looks_incompressible(bytes_view message) {
+  constexpr std::size_t slice = std::size_t{16} << 10;
+  if (message.size() < probe_from) return false;
+  char out[slice];  // what a slice must fit in to count as compressible, and more
+  const std::size_t starts[] = {0, message.size() / 2 - slice / 2, message.size() - slice};
+  for (const std::size_t start : starts) {
+    const auto* in = reinterpret_cast<const char*>(message.data() + start);
+    constexpr int room = static_cast<int>(slice - slice / 32);
+    if (LZ4_compress_default(in, out, static_cast<int>(slice), room) > 0) return false;
+  }
+  return true;
 }
 
 std::size_t next_capacity(std::size_t current, std::size_t limit, std::size_t input_size,

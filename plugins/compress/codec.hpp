@@ -59,6 +59,15 @@ class decompressor {
                           std::vector<std::uint8_t>& out, std::string& error) = 0;
 };
 
+// Whether a message of at least `probe_from` bytes is sent stored without
+// trying its codec: when lz4, at its default speed and with no history,
+// cannot make any of three 16 KiB slices of it (its start, middle and end)
+// 1/32 smaller. Random or already compressed payloads then cost a copy
+// instead of a pass of the codec on each side; smaller messages always go
+// through the codec, whose history is what shrinks them.
+inline constexpr std::size_t probe_from = std::size_t{64} << 10;
+bool looks_incompressible(bytes_view message);
+
 // nullptr with `error` set when the library cannot make a context.
 std::unique_ptr<compressor> make_compressor(codec_id c, int level, std::string& error);
 std::unique_ptr<decompressor> make_decompressor(codec_id c, std::string& error);

@@ -82,7 +82,8 @@ class compress_filter final : public filter {
     }
     // An empty message is always stored: a flush with nothing to flush
     // writes nothing some codecs can read back.
-    const bool compressed = !in.empty() && in.size() >= settings_->min_size;
+    const bool compressed =
+        !in.empty() && in.size() >= settings_->min_size && !looks_incompressible(in);
     std::vector<std::uint8_t> out;
     out.reserve(header_size + (compressed ? in.size() / 2 : in.size()) + 64);
     put_header(out, settings_->codec, compressed);

@@ -238,6 +238,39 @@ TEST_CASE("messages under min_size go stored, and the stream stays in step aroun
   }
 }
 
+TEST_CASE("an incompressible message of 64 KiB or more goes stored, and the stream stays in step") {
+  std::uint32_t x = 7;
+  const auto noise = [&x](std::size_t n) {
+    bytes b(n);
+    for (auto& v : b) {
+      x = x * 1664525u + 1013904223u;
+      v = static_cast<std::uint8_t>(x >> 24);
+    }
+    return b;
+  };
+  bytes text;
+  while (text.size() < (200u << 10)) {
+    const std::string line = "2024-05-01T12:00:00." + std::to_string(text.size()) + ",AMZN,107,buy\n";
+    text.insert(text.end(), line.begin(), line.end());
+  }
+  bytes half = text;  // compressible at its start and end, random in the middle
+  const bytes middle = noise(half.size() / 2);
+  std::copy(middle.begin(), middle.end(), half.begin() + static_cast<std::ptrdiff_t>(half.size() / 4));
+  const std::vector<bytes> messages = {small_pickles()[0], noise(200u << 10), small_pickles()[1],
+                                       text, noise((64u << 10) - 1), half, small_pickles()[2]};
+  const bool stored[] = {false, true, false, false, false, false, false};
+  for (const char* codec : codecs) {
+    SUBCASE(codec) {
+      const auto frames = round_trip(codec, messages);
+      for (std::size_t i = 0; i < frames.size(); ++i) {
+        CAPTURE(i);
+        CHECK(((frames[i][0] & 0x10) == 0) == stored[i]);
+        if (stored[i]) CHECK(frames[i].size() == 2 + messages[i].size());
+      }
+    }
+  }
+}
+
 TEST_CASE("an empty message travels as a stored frame") {
   for (const char* codec : codecs) {
     SUBCASE(codec) {
