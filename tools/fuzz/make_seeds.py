@@ -13,11 +13,15 @@ reads (see the comment at the top of tools/fuzz/<target>.cpp):
   compress_fuzz   frames the compress filter makes of corpus messages, for each
                   codec (BUILD_DIR/tools/fuzz/compress_seeds writes them)
   config_fuzz     configs/*.yaml
-  length_auth_fuzz  tools/fuzz/seeds/length_auth/ (handshake transcripts)
+  length_auth_fuzz  handshake transcripts of CPython 3.11 and 3.12 peers, in both
+                  roles, with a right and a wrong key, then length-framed pickles
 
 Deterministic: the same machine makes the same seeds.
 """
+import hashlib
+import hmac
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -131,6 +135,47 @@ def config_seeds(out):
             shutil.copy(os.path.join(configs, name), os.path.join(out, name))
 
 
+def length_frame(message):
+    if len(message) > 0x7FFFFFFF:
+        return b"\xff\xff\xff\xff" + len(message).to_bytes(8, "big") + message
+    return len(message).to_bytes(4, "big") + message
+
+
+def length_auth_seeds(out):
+    """The peer's side of multiprocessing.connection's handshake, as a 3.11
+    (bare HMAC-MD5) or a 3.12 ({digest}-prefixed) peer sends it, against the
+    fuzz target's fixed challenge and key (see length_auth_fuzz.cpp)."""
+    key = b"pickleway-fuzz-key"
+    ours = b"{sha256}" + bytes((37 * i + 11) % 256 for i in range(40))
+    theirs = bytes(range(100, 140))
+    after = b"".join(length_frame(pickle.dumps(v, 4)) for v in ([1, 2], "x" * 40, None))
+    wide = pickle.dumps(None, 2)  # behind the -1 escape and an 8-byte length
+    after += b"\xff\xff\xff\xff" + len(wide).to_bytes(8, "big") + wide
+
+    def response(k, digest):
+        if digest == "md5-bare":  # a 3.11 peer
+            return hmac.new(k, ours, "md5").digest()
+        return b"{%s}" % digest.encode() + hmac.new(k, ours, digest).digest()
+
+    def challenge(form):
+        return b"#CHALLENGE#" + (theirs[:20] if form == "md5-bare" else b"{%s}" % form.encode() + theirs)
+
+    for form in ("md5-bare", "sha256", "sha384", "sha3_256", "md5"):
+        for which, k in (("right", key), ("wrong", b"another key")):
+            # We challenge first (a Listener); the peer is a Client.
+            peer = [response(k, form), challenge(form), b"#WELCOME#"]
+            write(out, "listener-%s-%s" % (form, which),
+                  bytes([0, 0]) + b"".join(length_frame(m) for m in peer) + after)
+            # We answer first (a Client); the peer is a Listener.
+            peer = [challenge(form), b"#WELCOME#", response(k, form)]
+            write(out, "client-%s-%s" % (form, which),
+                  bytes([1, 2, 1, 5]) + b"".join(length_frame(m) for m in peer) + after)
+    write(out, "client-refused", bytes([1, 0]) + length_frame(challenge("sha256")) +
+          length_frame(b"#FAILURE#"))
+    write(out, "no-auth", bytes([8, 0]) + after)
+    write(out, "no-auth-negative", bytes([8, 0]) + after + b"\xff\xff\xff\xfe")
+
+
 def checked_in(out, target):
     """Seeds kept in tools/fuzz/seeds/<target>/, when there are any."""
     source = os.path.join(ROOT, "tools/fuzz/seeds", target)
@@ -151,6 +196,7 @@ def main(argv):
         newline_seeds(os.path.join(out, "newline_fuzz"))
         compress_seeds(os.path.join(out, "compress_fuzz"), streams, build_dir, tmp)
         config_seeds(os.path.join(out, "config_fuzz"))
+        length_auth_seeds(os.path.join(out, "length_auth_fuzz"))
         for target in ("framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz",
                        "length_auth_fuzz"):
             checked_in(os.path.join(out, target), target)
