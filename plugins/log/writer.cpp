@@ -135,6 +135,9 @@ void writer::run() {
       batch.swap(queue_);
       batch_store.swap(store_);
     }
+    // Formatted and written a file chunk at a time: a long queue's batch
+    // (a writer that fell far behind) never becomes one huge text.
+    std::size_t done = 0;  // records of the batch written, or lost
     try {
       text.clear();
       ends.clear();
@@ -147,10 +150,17 @@ void writer::run() {
           formatter_.append(text, r, kept, r.facts ? *r.facts : none);
         }
         ends.push_back(text.size());
+        if (text.size() >= file_chunk) {
+          lost_ += write_out(text, ends);
+          done += ends.size();
+          text.clear();
+          ends.clear();
+        }
       }
-      lost_ += write_out(text, ends);
+      if (!ends.empty()) lost_ += write_out(text, ends);
+      done += ends.size();
     } catch (const std::exception& e) {  // out of memory formatting a dis
-      lost_ += batch.size();
+      lost_ += batch.size() - done;
       last_problem_ = std::string("cannot format records: ") + e.what();
     }
     if (text.capacity() > 4 * file_chunk) std::string().swap(text);  // after a burst of dis
@@ -158,6 +168,7 @@ void writer::run() {
     batch.clear();
     batch_store.clear();
     if (batch_store.capacity() > 4 * file_chunk) std::vector<std::uint8_t>().swap(batch_store);
+    if (batch.capacity() > 16 * batch_records) std::vector<record>().swap(batch);  // a long queue's
     {
       const std::lock_guard lock(mutex_);
       held_records_ -= records;
