@@ -98,6 +98,12 @@ std::string describe(const refusal& r, std::uint64_t base) {
 void judge::reset() {
   proto_ = 0;
   objects_.clear();
+  for (const kind k : {kind::value, kind::container, kind::instance, kind::foreign, kind::tuple}) {
+    object shared;
+    shared.what = k;
+    objects_.push_back(shared);
+  }
+  globals_.clear();
   stack_.clear();
   marks_.clear();
   elements_.clear();
@@ -113,6 +119,15 @@ std::uint32_t judge::push(const object& o) {
   objects_.push_back(o);
   stack_.push_back(id);
   return id;
+}
+
+std::string_view judge::text_of(const object& o) const {
+  return view(message_, o.first, std::size_t{o.first} + o.count);
+}
+
+std::string judge::describe_global(const object& o) const {
+  const global_name& g = name_of(o);
+  return g.module.empty() ? "an extension code's class" : dotted(g.module, g.name);
 }
 
 bool judge::refuse(std::size_t pos, std::string subject, std::string cause) {
@@ -138,7 +153,7 @@ bool judge::use(std::uint32_t id) {
     return refuse(o.pos, "builtins.getattr",
                   "not allowed, except as getattr(allowed global, 'name') judged as that name");
   if (o.what == kind::global && o.how != grant::allowed)
-    return refuse(o.pos, dotted(o.text, o.name), "allowed only as the callable of a call");
+    return refuse(o.pos, describe_global(o), "allowed only as the callable of a call");
   return true;
 }
 
@@ -175,9 +190,9 @@ bool judge::import(std::size_t pos, std::string_view module, std::string_view na
   object o;
   o.what = g == grant::get_attribute ? kind::getter : kind::global;
   o.how = g;
-  o.pos = pos;
-  o.text = module;
-  o.name = name;
+  o.pos = static_cast<std::uint32_t>(pos);
+  o.first = static_cast<std::uint32_t>(globals_.size());
+  globals_.push_back({module, name});
   push(o);
   return true;
 }
@@ -192,26 +207,27 @@ bool judge::call(std::size_t pos, std::uint32_t callee, std::span<const std::uin
   const auto allowed_class = [&](std::size_t i) {
     return args.size() > i && arg(i).what == kind::global && arg(i).how == grant::allowed;
   };
-  object made;
-  made.what = kind::instance;
-  made.pos = pos;
+  result = an_instance;
   // getattr(G, 'name') on a named global is the global G.name, judged as
   // that name: how protocols 0-3 reach a nested class. Anything else
   // getattr does is refused, unless the allowlist names builtins.getattr.
-  const bool is_getattr = c.what == kind::getter ||
-                          (c.what == kind::global && c.text == "builtins" && c.name == "getattr");
-  if (is_getattr && args.size() == 2 && arg(0).what == kind::global && !arg(0).name.empty() &&
-      arg(1).what == kind::text && arg(1).known) {
-    const std::string_view module = arg(0).text;
-    const std::string& name = names_.emplace_back(std::string(arg(0).name) + "." +
-                                                  std::string(arg(1).text));
+  const bool is_getattr =
+      c.what == kind::getter || (c.what == kind::global && name_of(c).module == "builtins" &&
+                                 name_of(c).name == "getattr");
+  if (is_getattr && args.size() == 2 && arg(0).what == kind::global &&
+      !name_of(arg(0)).module.empty() && arg(1).what == kind::text && arg(1).known) {
+    const std::string_view module = name_of(arg(0)).module;
+    const std::string& name = names_.emplace_back(std::string(name_of(arg(0)).name) + "." +
+                                                  std::string(text_of(arg(1))));
     const grant g = policy_->judge_global(module, name);
     if (g != grant::denied) {
       objects_[callee].applied = true;
+      object made;
       made.what = g == grant::get_attribute ? kind::getter : kind::global;
       made.how = g;
-      made.text = module;
-      made.name = name;
+      made.pos = static_cast<std::uint32_t>(pos);
+      made.first = static_cast<std::uint32_t>(globals_.size());
+      globals_.push_back({module, name});
       objects_.push_back(made);
       result = static_cast<std::uint32_t>(objects_.size() - 1);
       return true;
@@ -224,50 +240,42 @@ bool judge::call(std::size_t pos, std::uint32_t callee, std::span<const std::uin
   if (is_getattr) {
     // The allowlist names getattr: what it returns is data, never a class
     // to call or an object to change (it could be a module's __dict__).
-    made.what = kind::value;
-  } else if (c.what != kind::global) {
+    result = a_value;
+    return true;
+  }
+  if (c.what != kind::global)
     return refuse(pos, "a computed callable",
                   "only an allowed global may be called, not a value made at load time");
-  } else {
-    switch (c.how) {
-      case grant::allowed:
-        break;
-      case grant::reconstructor:  // _reconstructor(cls, base, state)
-        if (!allowed_class(0) || !allowed_class(1))
-          return refuse(pos, dotted(c.text, c.name),
-                        "allowed only on an allowed class and base, which these are not");
-        break;
-      case grant::new_object:  // __newobj__(cls, *args), __newobj_ex__(cls, args, kwargs)
-        if (!allowed_class(0))
-          return refuse(pos, dotted(c.text, c.name),
-                        "allowed only on an allowed class, which this is not");
-        break;
-      case grant::latin1_encode:  // encode(text, 'latin1'): protocol 0-2 bytes
-        if (args.size() != 2 || arg(1).what != kind::text || !arg(1).known ||
-            (arg(1).text != "latin1" && arg(1).text != "latin-1"))
-          return refuse(pos, dotted(c.text, c.name), "allowed only as encode(text, 'latin1')");
-        made.what = kind::value;
-        break;
-      case grant::denied:
-      case grant::get_attribute:
-        return refuse(pos, dotted(c.text, c.name), "global not allowed");
-    }
+  switch (c.how) {
+    case grant::allowed:
+      return true;
+    case grant::reconstructor:  // _reconstructor(cls, base, state)
+      if (allowed_class(0) && allowed_class(1)) return true;
+      return refuse(pos, describe_global(c),
+                    "allowed only on an allowed class and base, which these are not");
+    case grant::new_object:  // __newobj__(cls, *args), __newobj_ex__(cls, args, kwargs)
+      if (allowed_class(0)) return true;
+      return refuse(pos, describe_global(c), "allowed only on an allowed class, which this is not");
+    case grant::latin1_encode:  // encode(text, 'latin1'): protocol 0-2 bytes
+      result = a_value;
+      if (args.size() == 2 && arg(1).what == kind::text && arg(1).known &&
+          (text_of(arg(1)) == "latin1" || text_of(arg(1)) == "latin-1"))
+        return true;
+      return refuse(pos, describe_global(c), "allowed only as encode(text, 'latin1')");
+    case grant::denied:
+    case grant::get_attribute:
+      break;
   }
-  objects_.push_back(made);
-  result = static_cast<std::uint32_t>(objects_.size() - 1);
-  return true;
+  return refuse(pos, describe_global(c), "global not allowed");
 }
 
 // NEWOBJ, NEWOBJ_EX: cls.__new__(cls, ...) of an allowed class.
 bool judge::instantiate(std::size_t pos, std::uint32_t cls) {
   const object& c = objects_[cls];
   if (c.what != kind::global || c.how != grant::allowed)
-    return refuse(pos, c.what == kind::global ? dotted(c.text, c.name) : "a computed class",
+    return refuse(pos, c.what == kind::global ? describe_global(c) : "a computed class",
                   "only an allowed class may be instantiated");
-  object made;
-  made.what = kind::instance;
-  made.pos = pos;
-  push(made);
+  stack_.push_back(an_instance);
   return true;
 }
 
@@ -284,7 +292,7 @@ bool judge::update(std::size_t pos, std::string_view what) {
   if (!top(pos, id)) return false;
   const object& o = objects_[id];
   if (o.what == kind::container || o.what == kind::instance) return true;
-  return refuse(pos, o.what == kind::global ? dotted(o.text, o.name) : "an object",
+  return refuse(pos, o.what == kind::global ? describe_global(o) : "an object",
                 std::string(what) + " would change an object this message did not make");
 }
 
@@ -318,9 +326,15 @@ bool judge::memo_get(std::size_t pos, std::uint64_t key) {
 
 std::optional<refusal> judge::check(bytes_view m) {
   reset();
+  message_ = m;
+  if (m.size() > 0xFFFF'FFFFu) {
+    refuse(0, "message", "larger than 4 GiB, more than the firewall judges");
+    return refusal_;
+  }
   // Each memo entry takes an opcode, so a message of N bytes that keys its
-  // memo densely needs fewer than N slots; larger keys go to the map.
-  dense_limit_ = m.size();
+  // memo densely needs fewer than N slots; larger keys (and keys past 4M,
+  // 16 MiB of slots) go to the map.
+  dense_limit_ = std::min<std::size_t>(m.size(), std::size_t{1} << 22);
   std::size_t pos = 0;
   std::size_t frame_end = 0;
   bool in_frame = false;
@@ -350,7 +364,7 @@ std::optional<refusal> judge::check(bytes_view m) {
       pos = o->end;
       continue;
     }
-    if (!step(m, *o)) return refusal_;
+    if (!step(*o)) return refusal_;
     pos = o->end;
     if (in_frame && pos == frame_end) in_frame = false;
     if (o->info->code == op::STOP) {
@@ -373,21 +387,24 @@ std::optional<refusal> judge::check(bytes_view m) {
 }
 
 // One opcode, as _Unpickler.load_<name> does it.
-bool judge::step(bytes_view m, const opcode_at& o) {
+bool judge::step(const opcode_at& o) {
+  const bytes_view m = message_;
   const std::size_t pos = o.pos;
   const auto push_kind = [&](kind k) {
-    object x;
-    x.what = k;
-    x.pos = pos;
-    push(x);
+    switch (k) {
+      case kind::container: stack_.push_back(a_container); break;
+      case kind::foreign: stack_.push_back(a_foreign); break;
+      default: stack_.push_back(a_value); break;
+    }
     return true;
   };
   const auto push_text = [&](bool known) {
     object x;
     x.what = kind::text;
-    x.pos = pos;
+    x.pos = static_cast<std::uint32_t>(pos);
     x.known = known;
-    x.text = view(m, o.arg, o.arg_end);
+    x.first = static_cast<std::uint32_t>(o.arg);
+    x.count = static_cast<std::uint32_t>(o.arg_end - o.arg);
     push(x);
     return true;
   };
@@ -401,13 +418,9 @@ bool judge::step(bytes_view m, const opcode_at& o) {
       return push_kind(kind::value);
     case op::BYTEARRAY8: case op::EMPTY_LIST: case op::EMPTY_DICT: case op::EMPTY_SET:
       return push_kind(kind::container);
-    case op::EMPTY_TUPLE: {
-      object t;
-      t.what = kind::tuple;
-      t.pos = pos;
-      push(t);
+    case op::EMPTY_TUPLE:
+      stack_.push_back(an_empty_tuple);
       return true;
-    }
 
     // A Python 2 str becomes what the consumer's `encoding` makes of it
     // (str, or bytes), which the firewall cannot know: never a name.
@@ -461,7 +474,7 @@ bool judge::step(bytes_view m, const opcode_at& o) {
       }
       object t;
       t.what = kind::tuple;
-      t.pos = pos;
+      t.pos = static_cast<std::uint32_t>(pos);
       t.first = static_cast<std::uint32_t>(elements_.size());
       t.count = static_cast<std::uint32_t>(popped_.size());
       elements_.insert(elements_.end(), popped_.begin(), popped_.end());
@@ -505,7 +518,9 @@ bool judge::step(bytes_view m, const opcode_at& o) {
       // The registry's class: callable like an allowed global, never named.
       object g;
       g.what = kind::global;
-      g.pos = pos;
+      g.pos = static_cast<std::uint32_t>(pos);
+      g.first = static_cast<std::uint32_t>(globals_.size());
+      globals_.push_back({});
       push(g);
       return true;
     }
@@ -534,7 +549,7 @@ bool judge::step(bytes_view m, const opcode_at& o) {
       if (module.what != kind::text || !module.known || name.what != kind::text || !name.known)
         return refuse(pos, "a computed global",
                       "a STACK_GLOBAL operand is not a str known for certain");
-      return import(pos, module.text, name.text);
+      return import(pos, text_of(module), text_of(name));
     }
     case op::REDUCE: {
       std::uint32_t args = 0;

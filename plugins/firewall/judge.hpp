@@ -62,17 +62,25 @@ class judge {
     instance,   // made here by calling an allowed global
     foreign,    // the application's object for a persistent id
   };
+  // 16 bytes: a message of N opcodes costs the judge at most N of them,
+  // and plain values, containers and instances none (they share one each).
   struct object {
     kind what = kind::value;
     grant how = grant::allowed;  // global
     bool known = false;          // text
     bool applied = false;        // getter: applied to a global and a name at least once
-    std::uint32_t first = 0;     // tuple
-    std::uint32_t count = 0;     // tuple
-    std::size_t pos = 0;         // of the opcode that made it
-    std::string_view text;       // text: its value (UTF-8); global: the module
-    std::string_view name;       // global: the name in the module ("" for an extension code)
+    std::uint32_t pos = 0;       // of the opcode that made it (global, getter)
+    std::uint32_t first = 0;     // tuple: in elements_; text: in the message; global: in globals_
+    std::uint32_t count = 0;     // tuple: elements; text: bytes
   };
+  static_assert(sizeof(object) == 16);
+  struct global_name {
+    std::string_view module;  // "" for an extension code's class
+    std::string_view name;
+  };
+  // The shared objects, at these ids.
+  static constexpr std::uint32_t a_value = 0, a_container = 1, an_instance = 2, a_foreign = 3,
+                                 an_empty_tuple = 4;
 
   void reset();
   std::uint32_t push(const object& o);
@@ -90,11 +98,16 @@ class judge {
   bool update(std::size_t pos, std::string_view what);
   bool memo_put(std::size_t pos, std::uint64_t key);
   bool memo_get(std::size_t pos, std::uint64_t key);
-  bool step(bytes_view m, const opcode_at& o);
+  bool step(const opcode_at& o);
+  std::string_view text_of(const object& o) const;
+  const global_name& name_of(const object& o) const { return globals_[o.first]; }
+  std::string describe_global(const object& o) const;
 
   const policy* policy_;
+  bytes_view message_;
   int proto_ = 0;
   std::vector<object> objects_;
+  std::vector<global_name> globals_;
   std::vector<std::uint32_t> stack_;
   std::vector<std::size_t> marks_;       // stack_ sizes at each MARK
   std::vector<std::uint32_t> popped_;    // what the last pop_mark took
