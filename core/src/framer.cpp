@@ -364,7 +364,9 @@ frame_status framer::parse(bytes_view data) {
   for (;;) {
     if (pos < fast_bound) pos = skim(base, pos, bound, count, protos);
 
-    if (pos >= size) return need(pos + 1);
+    // Bytes past max_message are never read, so the error a stream gets
+    // does not depend on how much of it the caller had at hand.
+    if (pos >= limit) return need(pos + 1);
     const std::uint8_t code = base[pos];
     const step s = steps[code];
     std::size_t arg = pos + 1;   // where the argument (or payload) starts
@@ -392,7 +394,7 @@ frame_status framer::parse(bytes_view data) {
         case 4: width = 4; break;
         default: width = 8; break;
       }
-      if (arg + width > size) return need(arg + width);
+      if (arg + width > limit) return need(arg + width);
       std::uint64_t length = load_length(base + arg, static_cast<int>(width));
       if (has_signed_length(s.arg) && (length & 0x8000'0000u)) {
         pos_ = pos;

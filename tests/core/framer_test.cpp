@@ -234,6 +234,18 @@ TEST_CASE("malformed input ends in an error naming the offset and the cause") {
     CHECK(r.error->code == errc::message_too_large);
     CHECK(r.error->offset == 1026);
   }
+  SUBCASE("at max_message, what follows is not read: the same error however the stream comes") {
+    // Fed whole, the framer used to read on and name the byte past
+    // max_message (an unknown opcode, a negative length); in pieces it
+    // stopped at max_message. frame() checks the chunkings agree.
+    const auto opcode = frame("N.((\xff."s, {.max_message = 2});
+    REQUIRE(opcode.error);
+    CHECK(opcode.error->code == errc::message_too_large);
+    CHECK(opcode.error->offset == 4);
+    const auto length = frame("N.(T\xff\xff\xff\xff."s, {.max_message = 4});
+    REQUIRE(length.error);
+    CHECK(length.error->code == errc::message_too_large);
+  }
   SUBCASE("a message of exactly max_message bytes passes") {
     const auto r = frame("I" + std::string(1021, '1') + "\n.", {.max_message = 1024});
     CHECK(sizes(r) == std::vector<std::size_t>{1024});
