@@ -200,7 +200,7 @@ TEST_CASE("the corpus's plain data passes with defaults: safe alone") {
   CHECK(count == 6 * 19);
 }
 
-TEST_CASE("mutants of the corpus that the judge passes import, as CPython loads them, only what it allows") {
+TEST_CASE("mutants of the corpus that the judge passes import, call and change, as CPython loads them, only what it allows") {
   // Bytes flipped, cut, and spliced in from other messages or from a list
   // of opcodes an attacker reaches for; whatever the judge lets through is
   // loaded by CPython's own unpicklers, whose find_class and

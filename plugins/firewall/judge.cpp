@@ -98,15 +98,21 @@ std::string describe(const refusal& r, std::uint64_t base) {
 void judge::reset() {
   proto_ = 0;
   objects_.clear();
-  for (const kind k : {kind::value, kind::container, kind::instance, kind::foreign, kind::tuple}) {
+  for (const kind k : {kind::value, kind::container, kind::instance, kind::foreign}) {
     object shared;
     shared.what = k;
     objects_.push_back(shared);
   }
+  for (std::uint32_t size = 0; size <= 3; ++size) {
+    object t;
+    t.what = kind::tuple;
+    t.count = size;
+    t.first = t.pos = a_value;
+    objects_.push_back(t);
+  }
   globals_.clear();
   stack_.clear();
   marks_.clear();
-  elements_.clear();
   memo_.clear();
   sparse_memo_.clear();
   memo_size_ = 0;
@@ -419,7 +425,7 @@ bool judge::step(const opcode_at& o) {
     case op::BYTEARRAY8: case op::EMPTY_LIST: case op::EMPTY_DICT: case op::EMPTY_SET:
       return push_kind(kind::container);
     case op::EMPTY_TUPLE:
-      stack_.push_back(an_empty_tuple);
+      stack_.push_back(a_tuple_of_values);
       return true;
 
     // A Python 2 str becomes what the consumer's `encoding` makes of it
@@ -472,12 +478,23 @@ bool judge::step(const opcode_at& o) {
         for (const std::uint32_t id : popped_)
           if (!use(id)) return false;
       }
+      // Only a global or a str can meet a call's condition: any other
+      // element is as good as a plain value, and a tuple of those is shared.
+      const auto element = [&](std::size_t i) {
+        if (i >= popped_.size()) return a_value;
+        const kind k = objects_[popped_[i]].what;
+        return k == kind::global || k == kind::text ? popped_[i] : a_value;
+      };
+      const std::uint32_t size = static_cast<std::uint32_t>(std::min<std::size_t>(popped_.size(), 3));
+      if (element(0) == a_value && element(1) == a_value) {
+        stack_.push_back(a_tuple_of_values + size);
+        return true;
+      }
       object t;
       t.what = kind::tuple;
-      t.pos = static_cast<std::uint32_t>(pos);
-      t.first = static_cast<std::uint32_t>(elements_.size());
-      t.count = static_cast<std::uint32_t>(popped_.size());
-      elements_.insert(elements_.end(), popped_.begin(), popped_.end());
+      t.first = element(0);
+      t.pos = element(1);
+      t.count = size;
       push(t);
       return true;
     }
@@ -493,7 +510,7 @@ bool judge::step(const opcode_at& o) {
       stack_.push_back(a);
       return true;
     case op::MARK:
-      marks_.push_back(stack_.size());
+      marks_.push_back(static_cast<std::uint32_t>(stack_.size()));
       return true;
 
     case op::GET: case op::PUT: {
@@ -555,8 +572,11 @@ bool judge::step(const opcode_at& o) {
       std::uint32_t args = 0;
       if (!pop(pos, args) || !top(pos, a)) return false;
       const object& t = objects_[args];
+      // What call() looks at: the size, 3 standing for 3 or more, and the
+      // first two elements.
+      const std::array<std::uint32_t, 3> elements{t.first, t.pos, a_value};
       std::span<const std::uint32_t> items;
-      if (t.what == kind::tuple) items = std::span(elements_).subspan(t.first, t.count);
+      if (t.what == kind::tuple) items = std::span(elements).first(t.count);
       const bool conditional = objects_[a].what == kind::getter ||
                                (objects_[a].what == kind::global && objects_[a].how != grant::allowed);
       // func(*args): the conditions need the arguments, which only a tuple

@@ -56,22 +56,23 @@ class judge {
     value,      // a number, None, bytes, a buffer: nothing to judge
     text,       // a str; `known` when its value is certain
     container,  // a list, dict, set or bytearray made here: may be filled or given state
-    tuple,      // its elements are elements_[first, first + count)
+    tuple,      // its size (3 for any more) and first two elements, all a call's conditions need
     global,     // an allowed global (or the class of an allowed extension code)
     getter,     // builtins.getattr, imported but not yet applied
     instance,   // made here by calling an allowed global
     foreign,    // the application's object for a persistent id
   };
   // 16 bytes: a message of N opcodes costs the judge at most N of them,
-  // and plain values, containers and instances none (they share one each).
+  // and plain values, containers, instances and tuples of them none (they
+  // share one each).
   struct object {
     kind what = kind::value;
     grant how = grant::allowed;  // global
     bool known = false;          // text
     bool applied = false;        // getter: applied to a global and a name at least once
-    std::uint32_t pos = 0;       // of the opcode that made it (global, getter)
-    std::uint32_t first = 0;     // tuple: in elements_; text: in the message; global: in globals_
-    std::uint32_t count = 0;     // tuple: elements; text: bytes
+    std::uint32_t pos = 0;       // global, getter: its opcode; tuple: its second element
+    std::uint32_t first = 0;     // tuple: its first element; text: offset; global: in globals_
+    std::uint32_t count = 0;     // tuple: its size, 3 for 3 or more; text: bytes
   };
   static_assert(sizeof(object) == 16);
   struct global_name {
@@ -80,7 +81,7 @@ class judge {
   };
   // The shared objects, at these ids.
   static constexpr std::uint32_t a_value = 0, a_container = 1, an_instance = 2, a_foreign = 3,
-                                 an_empty_tuple = 4;
+                                 a_tuple_of_values = 4;  // 4 + size: sizes 0, 1, 2, 3+
 
   void reset();
   std::uint32_t push(const object& o);
@@ -109,9 +110,8 @@ class judge {
   std::vector<object> objects_;
   std::vector<global_name> globals_;
   std::vector<std::uint32_t> stack_;
-  std::vector<std::size_t> marks_;       // stack_ sizes at each MARK
+  std::vector<std::uint32_t> marks_;     // stack_ sizes at each MARK
   std::vector<std::uint32_t> popped_;    // what the last pop_mark took
-  std::vector<std::uint32_t> elements_;  // of the tuples
   std::vector<std::uint32_t> memo_;      // dense keys; no_object where undefined
   std::unordered_map<std::uint64_t, std::uint32_t> sparse_memo_;
   std::uint64_t memo_size_ = 0;          // len(memo), for MEMOIZE
