@@ -309,7 +309,7 @@ TEST_CASE("defaults: none lets through only the allowlist") {
   CHECK(verdict(with_allowed({"builtins.set"}, false), set_of_list) == "");
 }
 
-TEST_CASE("ext takes a list of codes; persid: allow lets persistent ids through") {
+TEST_CASE("ext takes a list of codes, and persid: allow lets persistent ids through") {
   policy p;
   p.set_ext(ext_mode::listed, {7, 300});
   CHECK(verdict(p, std::string("\x80\x02\x82\x07.", 5)) == "");
