@@ -6,6 +6,8 @@
                                       consumer does; one line per message to REPORT
     firewall_peer.py attack MARKER    unpickle the hostile message right here: it
                                       creates MARKER (the proof it is hostile)
+    firewall_peer.py where MARKER     print where produce's hostile message starts in
+                                      its stream, and where its import is in it
 
 The hostile message calls builtins.open(MARKER, 'w'), which creates the
 file the moment CPython loads it. The benign messages hold datetimes,
@@ -15,6 +17,7 @@ import collections
 import datetime
 import decimal
 import pickle
+import pickletools
 import sys
 
 BEFORE = 3
@@ -73,6 +76,11 @@ def main(argv):
         consume(path)
     elif command == "attack":
         pickle.loads(hostile(path))
+    elif command == "where":
+        start = sum(len(pickle.dumps(benign(i), 4)) for i in range(BEFORE))
+        imports = [pos for op, _, pos in pickletools.genops(hostile(path))
+                   if op.name == "STACK_GLOBAL"]
+        print(start, imports[0])
     else:
         raise SystemExit("unknown command " + command)
     return 0
