@@ -301,6 +301,24 @@ TEST_CASE("a nested class is listed whole, whichever way the protocol reaches it
   CHECK(verdict(p, other) == "refused m.Outer.Other at offset 40: global not allowed");
 }
 
+TEST_CASE("names are judged after the Python 2 mapping at the protocol in force where they are imported") {
+  // _compat_pickle maps commands.getoutput to subprocess.getoutput: a name
+  // that looks harmless to a reader without the mapping.
+  const policy p = with_allowed({"commands.*"});
+  CHECK(verdict(p, "ccommands\ngetoutput\n(S'ls'\ntR.") ==
+        "refused subprocess.getoutput at offset 0: global not allowed");
+  CHECK(verdict(p, "\x80\x02\x63\x63ommands\ngetoutput\n)R.") ==
+        "refused subprocess.getoutput at offset 2: global not allowed");
+  // From protocol 3 on, find_class maps nothing.
+  CHECK(verdict(p, "\x80\x03\x63\x63ommands\ngetoutput\n)R.") == "");
+  // A PROTO can come again, anywhere: the protocol in force counts.
+  CHECK(verdict(p, "\x80\x03\x80\x02\x63\x63ommands\ngetoutput\n)R.") ==
+        "refused subprocess.getoutput at offset 4: global not allowed");
+  CHECK(verdict(p, std::string("\x80\x04\x8c\x08\x63ommands\x8c\x09getoutput\x80\x02\x93)R.")) ==
+        "refused subprocess.getoutput at offset 25: global not allowed");
+  CHECK(verdict(policy{}, "c__builtin__\nxrange\n(I3\ntR.") == "");  // builtins.range
+}
+
 TEST_CASE("defaults: none lets through only the allowlist") {
   const std::string set_of_list = "c__builtin__\nset\n((lI1\natR.";
   CHECK(verdict(policy{}, set_of_list) == "");

@@ -100,6 +100,17 @@ case("__builtin__.eval at protocol 2 (fix_imports)",
      b"\x80\x02c__builtin__\neval\nq\x00X\x01\x00\x00\x001\x85R.", "builtins.eval", "GLOBAL")
 case("__builtin__.apply, mapped to builtins.apply", b"c__builtin__\napply\n(tR.", "builtins.apply",
      "GLOBAL")
+case("runpy._run_code", b"crunpy\n_run_code\n(S'1'\n}tR.", "runpy._run_code", "GLOBAL")
+case("pydoc.pipepager", b"cpydoc\npipepager\n(S''\nS'sh'\ntR.", "pydoc.pipepager", "GLOBAL")
+case("timeit.timeit", b"\x80\x04" + sbu("timeit") + sbu("timeit") + b"\x93" + sbu("1") + b"\x85R.",
+     "timeit.timeit", "STACK_GLOBAL")
+case("operator.attrgetter", b"coperator\nattrgetter\n(S'system'\ntR.", "operator.attrgetter",
+     "GLOBAL")
+case("__builtin__.reduce, mapped to functools.reduce", b"c__builtin__\nreduce\n(tR.",
+     "functools.reduce", "GLOBAL")
+case("a dotted name through an allowed class to its module's globals",
+     b"\x80\x04" + sbu("collections") + sbu("OrderedDict.__init__.__globals__") + b"\x93.",
+     "collections.OrderedDict.__init__.__globals__", "STACK_GLOBAL")
 case("pickle.loads nested", b"cpickle\nloads\n(C\x02N.tR.", "pickle.loads", "GLOBAL")
 case("_pickle.loads nested", b"\x80\x04" + sbu("_pickle") + sbu("loads") + b"\x93C\x02N.\x85R.",
      "_pickle.loads", "STACK_GLOBAL")
