@@ -25,8 +25,8 @@ const option_spec options[6] = {
 };
 
 std::string take_errors(const std::string& fallback) {
-  // The queue holds the root cause last (a system error, then the library
-  // call that met it): read it backwards, and say each reason once.
+  // The queue holds the root cause first, then the calls that met it; the
+  // generic ones ("system lib", "PEM lib") say only that a cause is there.
   std::vector<std::string> reasons;
   while (const unsigned long e = ERR_get_error()) {
     std::string reason;
@@ -39,14 +39,14 @@ std::string take_errors(const std::string& fallback) {
       ERR_error_string_n(e, buffer, sizeof buffer);
       reason = buffer;
     }
-    if (reason == "system lib") continue;  // says only that a system error follows
+    if (reason == "system lib" || reason == "PEM lib") continue;
     bool seen = false;
     for (const auto& r : reasons) seen = seen || r == reason;
     if (!seen) reasons.push_back(std::move(reason));
   }
   if (reasons.empty()) return fallback;
   std::string out;
-  for (auto r = reasons.rbegin(); r != reasons.rend(); ++r) out += (out.empty() ? "" : ": ") + *r;
+  for (const auto& r : reasons) out += (out.empty() ? "" : "; ") + r;
   return out;
 }
 

@@ -64,8 +64,8 @@ class context {
   std::chrono::milliseconds timeout_{10000};
 };
 
-// OpenSSL's error queue as one line of text, most specific reason first,
-// and emptied; `fallback` when it held nothing.
+// OpenSSL's error queue as one line of text, root cause first, and
+// emptied; `fallback` when it held nothing.
 std::string take_errors(const std::string& fallback);
 
 // Errors of a TLS stream, for the core's messages ("read failed: ...").

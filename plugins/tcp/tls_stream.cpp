@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <memory>
 
 namespace pickleway::tls {
 namespace {
@@ -66,18 +68,23 @@ int bio_create(BIO* b) {
   return 1;
 }
 
+// Made once; freed when the library is unloaded at exit (the core unloads
+// plugins only then, after every stream is gone).
 const BIO_METHOD* socket_method() {
-  static BIO_METHOD* const method = [] {
+  struct method_free {
+    void operator()(BIO_METHOD* m) const { BIO_meth_free(m); }
+  };
+  static const std::unique_ptr<BIO_METHOD, method_free> method = [] {
     BIO_METHOD* m =
         BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "pickleway tls socket");
-    if (!m) return m;
+    if (!m) return std::unique_ptr<BIO_METHOD, method_free>();
     BIO_meth_set_write_ex(m, bio_write);
     BIO_meth_set_read_ex(m, bio_read);
     BIO_meth_set_ctrl(m, bio_ctrl);
     BIO_meth_set_create(m, bio_create);
-    return m;
+    return std::unique_ptr<BIO_METHOD, method_free>(m);
   }();
-  return method;
+  return method.get();
 }
 
 // A BIO on `fd`, not owning it; nullptr if OpenSSL cannot make one.

@@ -619,7 +619,7 @@ TEST_CASE("pickleway check loads the tls files, and names the option that does n
        "tls.cert: cannot load /nonexistent/cert.pem: No such file or directory"},
       {"a cert that is no certificate",
        listen + "{cert: " + pem("garbage.pem") + ", key: " + pem("server.key") + "}}",
-       "tls.cert: cannot load " + pem("garbage.pem") + ": "},
+       "tls.cert: cannot load " + pem("garbage.pem") + ": no start line"},
       {"a key of another certificate",
        listen + "{cert: " + pem("server.pem") + ", key: " + pem("client.key") + "}}",
        "tls.key: " + pem("client.key") + " is not the key of the certificate in " + pem("server.pem")},
