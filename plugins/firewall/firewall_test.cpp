@@ -274,6 +274,14 @@ TEST_CASE("module.name allows exactly that name, module.* the names directly in 
     CHECK(verdict(p, stack_global_call("mod", "a.b")) ==
           "refused mod.a.b at offset 12: global not allowed");
   }
+  SUBCASE("nor the module's machinery") {
+    CHECK(verdict(p, stack_global_call("mod", "__builtins__")) ==
+          "refused mod.__builtins__ at offset 21: global not allowed");
+    CHECK(verdict(p, stack_global_call("mod", "__getattr__")) ==
+          "refused mod.__getattr__ at offset 20: global not allowed");
+    CHECK(verdict(p, stack_global_call("mod", "_private")) == "");
+    CHECK(verdict(with_allowed({"mod.__getattr__"}), stack_global_call("mod", "__getattr__")) == "");
+  }
   SUBCASE("nor is a submodule") {
     CHECK(verdict(p, "cmod.sub\nx\n)R.") == "refused mod.sub.x at offset 0: global not allowed");
     CHECK(verdict(with_allowed({"mod.sub.*"}), "cmod.sub\nx\n)R.") == "");

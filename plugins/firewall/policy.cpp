@@ -94,8 +94,13 @@ void policy::set_ext(ext_mode mode, std::vector<std::int64_t> codes) {
 }
 
 grant policy::judge_global(std::string_view module, std::string_view name) const {
+  // module.* is the module's classes and functions: neither a dotted path
+  // below them nor its machinery (__builtins__, __loader__, a module
+  // __getattr__ that answers any name).
   const bool dotted = name.find('.') != std::string_view::npos;
-  if (!dotted && std::find(modules_.begin(), modules_.end(), module) != modules_.end())
+  const bool dunder = name.size() >= 4 && name.starts_with("__") && name.ends_with("__");
+  if (!dotted && !dunder &&
+      std::find(modules_.begin(), modules_.end(), module) != modules_.end())
     return grant::allowed;
   for (const std::string& n : names_) {
     if (n.size() == module.size() + 1 + name.size() && n.starts_with(module) &&
