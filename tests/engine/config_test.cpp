@@ -137,9 +137,11 @@ TEST_CASE("a bad config is refused with FILE:LINE:COL and the cause") {
 TEST_CASE("pickleway plugins lists the bundled transports with their files") {
   const auto o = pickleway_cli({"plugins"});
   CHECK(o.status == 0);
-  for (const char* name : {"fifo", "spawn", "stdio", "tcp", "unix"})
-    CHECK(o.out.find(std::string("transport\t") + name + "\t1.0.0\t" + PICKLEWAY_PLUGIN_DIR +
-                     "/pickleway_" + name + ".so") != std::string::npos);
+  const std::pair<const char*, const char*> bundled[] = {
+      {"fifo", "1.0.0"}, {"spawn", "1.0.0"}, {"stdio", "1.0.0"}, {"tcp", "1.1.0"}, {"unix", "1.0.0"}};
+  for (const auto& [name, version] : bundled)
+    CHECK(o.out.find(std::string("transport\t") + name + "\t" + version + "\t" +
+                     PICKLEWAY_PLUGIN_DIR + "/pickleway_" + name + ".so") != std::string::npos);
 }
 
 TEST_CASE("libraries that are no usable plugin are skipped, each named") {
