@@ -30,8 +30,6 @@ class locator {
   [[noreturn]] void fail_at(const std::string& where, const std::string& message) const {
     throw config_error(where + ": " + message);
   }
-  // Relative paths in the config are relative to its directory.
-  std::filesystem::path directory() const { return std::filesystem::path(file_).parent_path(); }
 
  private:
   std::string file_;
@@ -251,8 +249,9 @@ auth_config read_auth(const locator& loc, const YAML::Node& node, const option_v
   if (file) {
     const std::string& where = options.where("key_file");
     if (file->empty()) loc.fail_at(where, what + ": key_file must not be empty");
-    std::filesystem::path path(*file);
-    if (path.is_relative()) path = loc.directory() / path;
+    // Relative to the working directory, like every path in a session
+    // (spawn's, fifo's, unix's, tls's): only plugin_path is the config's.
+    const std::filesystem::path path(*file);
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
     if (!std::filesystem::exists(status))

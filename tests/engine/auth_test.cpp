@@ -68,8 +68,8 @@ struct listening_gateway {
     const auto config = write_text(dir, "auth.yaml", R"(
 sessions:
   - name: guarded
-    a: {transport: tcp, listen: "127.0.0.1:0", framing: length, auth: {key_file: key)" +
-                                                         auth_extra + R"(}}
+    a: {transport: tcp, listen: "127.0.0.1:0", framing: length, auth: {key_file: )" +
+                                                         key_file.string() + auth_extra + R"(}}
     b: {transport: spawn, command: [sh, -c, 'touch "$0" && exec "$1" "$2" echo', )" +
                                                          marker.string() + ", " + PICKLEWAY_PYTHON +
                                                          ", " + PICKLEWAY_SOURCE_DIR +
@@ -177,7 +177,7 @@ TEST_CASE("auth: a connecting endpoint authenticates to a multiprocessing Listen
 sessions:
   - name: onward
     a: {transport: spawn, command: )" + a + R"(}
-    b: {transport: tcp, connect: "127.0.0.1:{PORT}", framing: length, auth: {key_file: ours}}
+    b: {transport: tcp, connect: "127.0.0.1:{PORT}", framing: length, auth: {key_file: )" + ours.string() + R"(}}
 )");
       const auto r = run({python, auth_peer, "listen", key.string(), config.string(),
                           PICKLEWAY_BINARY, PICKLEWAY_PLUGIN_DIR, "7"});
@@ -208,10 +208,10 @@ TEST_CASE("auth: an endpoint that neither listens nor connects answers first (a 
   const auto config = write_text(dir, "chain.yaml", R"(
 sessions:
   - name: chain
-    a: {transport: tcp, listen: "127.0.0.1:0", framing: length, auth: {key_file: key}}
+    a: {transport: tcp, listen: "127.0.0.1:0", framing: length, auth: {key_file: )" + key.string() + R"(}}
     b: {transport: spawn, command: [)" + std::string(PICKLEWAY_PYTHON) + ", " + auth_peer +
                                                   ", serve, " + key.string() +
-                                                  R"(], framing: length, auth: {key_file: key}}
+                                                  R"(], framing: length, auth: {key_file: )" + key.string() + R"(}}
 )");
   gateway g(config);
   const int port = g.listening_port("chain");

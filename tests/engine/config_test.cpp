@@ -164,7 +164,8 @@ TEST_CASE("pickleway check reads the auth key and names where it came from, neve
   write_text(dir, "keys/link.key", "not-to-be-printed\n");
   const auto path = write_text(dir, "auth.yaml", R"(sessions:
   - name: s
-    a: {transport: tcp, listen: "127.0.0.1:0", framing: length, auth: {key_file: keys/link.key}}
+    a: {transport: tcp, listen: "127.0.0.1:0", framing: length, auth: {key_file: )" +
+                                                     (dir / "keys/link.key").string() + R"(}}
     b: {transport: tcp, connect: "127.0.0.1:7000", framing: length, auth: {key_env: PICKLEWAY_TEST_KEY, timeout_ms: 250}}
 )");
   ::setenv("PICKLEWAY_TEST_KEY", "also-secret", 1);
