@@ -342,7 +342,7 @@ TEST_CASE("tcp takes tls, and refuses a CA file that does not exist, naming the 
                {"tls", section(options({{"ca", text("/nonexistent/pickleway-ca.pem")}}))}}),
       &error);
   CHECK(refused == nullptr);
-  CHECK(error.option == "tls");
+  CHECK(error.option == "tls.ca");
   CHECK(error.message ==
         "tls.ca: cannot load /nonexistent/pickleway-ca.pem: No such file or directory");
 }

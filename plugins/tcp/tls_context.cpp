@@ -107,10 +107,13 @@ std::error_code take_error_code(std::error_code otherwise) {
 std::shared_ptr<const context> context::make(const option_values& tls, bool listens,
                                              const std::string& connect_host,
                                              option_error& error) {
-  // Located at the `tls` map (the core locates top-level options only);
-  // the message names the option inside it.
+  // Each message starts with the option it is about ("tls.cert: ..."), or
+  // with "tls" for the map as a whole; the core locates "tls.cert" at its
+  // key inside the map.
   const auto refuse = [&](std::string message) {
-    error = {"tls", std::move(message)};
+    const bool inner = message.starts_with("tls.");
+    std::string option = inner ? message.substr(0, message.find_first_of(" :")) : "tls";
+    error = {std::move(option), std::move(message)};
     return nullptr;
   };
   const auto cert = tls.get_string("cert");

@@ -606,7 +606,7 @@ TEST_CASE("socat as a TLS client of a pickleway listener delivers pickles to a p
   std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("pickleway check loads the tls files, and names the option that does not") {
+TEST_CASE("pickleway check loads the tls files, and points at the option that does not load") {
   struct bad {
     const char* name;
     std::string endpoint;
@@ -640,8 +640,14 @@ TEST_CASE("pickleway check loads the tls files, and names the option that does n
                           quote(PICKLEWAY_BINARY) + " check " + quote(config.string()) +
                               " --plugin-path " + quote(PICKLEWAY_PLUGIN_DIR) + " 2>&1"});
       CHECK(r.exit_status == 2);
-      // Located at the tls map, which starts after "    b: " and the options before it.
-      const auto column = 8 + c.endpoint.find("tls: ") + 5;
+      // Located at the value of the option the message names, else at the
+      // tls map; the endpoint's map starts after "    b: " (column 8).
+      std::size_t at = c.endpoint.find("tls: ") + 5;
+      if (c.says.starts_with("tls.")) {
+        const std::string key = c.says.substr(4, c.says.find_first_of(" :") - 4);
+        at = c.endpoint.find(key + ": ", at) + key.size() + 2;
+      }
+      const auto column = 8 + at;
       CHECK_MESSAGE(contains(r.out, config.string() + ":4:" + std::to_string(column) +
                                         ": session s, endpoint b (tcp): " + c.says),
                     r.out);

@@ -78,10 +78,14 @@ class option_values {
     return section ? section->get() : nullptr;
   }
 
-  // "FILE:LINE:COL" of an option, or of the map holding these options.
+  // "FILE:LINE:COL" of an option ("tls.cert" names one inside a section),
+  // or of the map holding these options.
   const std::string& where(std::string_view name) const {
-    const auto it = values_.find(std::string(name));
-    return it == values_.end() ? where_ : it->second.where;
+    if (const auto it = values_.find(std::string(name)); it != values_.end()) return it->second.where;
+    if (const auto dot = name.find('.'); dot != std::string_view::npos)
+      if (const option_values* section = get_section(name.substr(0, dot)))
+        return section->where(name.substr(dot + 1));
+    return where_;
   }
   const std::string& where() const { return where_; }
 
