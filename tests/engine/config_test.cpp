@@ -41,6 +41,8 @@ outcome check(const std::string& yaml) {
 }  // namespace
 
 TEST_CASE("pickleway check accepts every example in configs/") {
+  // They name their files relative to the repository, where a user runs them.
+  std::filesystem::current_path(PICKLEWAY_SOURCE_DIR);
   std::size_t checked = 0;
   for (const auto& entry : std::filesystem::directory_iterator(PICKLEWAY_SOURCE_DIR "/configs")) {
     if (entry.path().extension() != ".yaml") continue;
