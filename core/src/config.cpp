@@ -71,6 +71,7 @@ std::string_view type_name(option_type t) {
     case option_type::string_list: return "a list of strings";
     case option_type::string_map: return "a map of strings";
     case option_type::section: return "a map";
+    case option_type::choice_or_list: return "one of the listed choices, or a list";
   }
   return "a value";
 }
@@ -96,12 +97,18 @@ option_value read_value(const locator& loc, const YAML::Node& node, const option
   switch (spec.type) {
     case option_type::string:
     case option_type::address:
-    case option_type::choice: {
+    case option_type::choice:
+    case option_type::choice_or_list: {
+      if (spec.type == option_type::choice_or_list && node.IsSequence()) {
+        option_value::list list;
+        for (const auto& item : node) list.push_back(scalar(loc, item, what + " items"));
+        return {list, where};
+      }
       if (!node.IsScalar()) return wrong();
       const std::string s = node.Scalar();
       if (spec.type == option_type::address && !is_address(s))
         loc.fail(node, what + ": '" + s + "' is not " + std::string(type_name(spec.type)));
-      if (spec.type == option_type::choice &&
+      if ((spec.type == option_type::choice || spec.type == option_type::choice_or_list) &&
           std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end())
         loc.fail(node, what + ": '" + s + "' is not one of " + join(spec.choices));
       return {s, where};

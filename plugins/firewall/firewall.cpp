@@ -34,8 +34,10 @@ constexpr option_spec firewall_options[] = {
      "safe: also let through the documented names that cannot run code; none: only `allow` "
      "(default safe)",
      defaults_choices},
-    {"ext", option_type::string, false,
-     "copyreg extension codes: deny, allow, or the allowed codes as \"1, 2, 300\" (default deny)"},
+    {"ext", option_type::choice_or_list, false,
+     "copyreg extension codes: deny, allow, or the list of allowed codes [1, 2, 300] (default "
+     "deny)",
+     switch_choices},
     {"persid", option_type::choice, false, "persistent ids: deny or allow (default deny)",
      switch_choices},
     {"on_deny", option_type::choice, false,
@@ -112,32 +114,31 @@ class firewall_factory final : public filter_factory {
   bool drop_;
 };
 
-// `ext`: deny, allow, or codes separated by commas or spaces, each 1 to
-// 2**31 - 1 (the codes copyreg.add_extension accepts).
-bool read_ext(const std::string& text, policy& p, option_error& error) {
-  if (text == "deny" || text == "allow") {
-    p.set_ext(text == "deny" ? ext_mode::deny : ext_mode::allow);
+// `ext`: deny or allow (the core has checked the word), or a list of codes,
+// each 1 to 2**31 - 1 (the codes copyreg.add_extension accepts).
+bool read_ext(const option_values& values, policy& p, option_error& error) {
+  const auto codes = values.get_list("ext");
+  if (!codes) {
+    p.set_ext(values.get_string("ext").value_or("deny") == "allow" ? ext_mode::allow
+                                                                   : ext_mode::deny);
     return true;
   }
-  std::vector<std::int64_t> codes;
-  const char* at = text.data();
-  const char* const end = text.data() + text.size();
-  for (;;) {
-    while (at != end && (*at == ' ' || *at == ',')) ++at;
-    if (at == end) break;
+  std::vector<std::int64_t> allowed;
+  for (const std::string& text : *codes) {
     std::int64_t code = 0;
-    const auto [next, ec] = std::from_chars(at, end, code);
-    if (ec != std::errc() || code < 1 || code > 0x7FFF'FFFF || (next != end && *next != ' ' && *next != ','))
-      break;
-    codes.push_back(code);
-    at = next;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), code);
+    if (ec != std::errc() || end != text.data() + text.size() || code < 1 || code > 0x7FFF'FFFF) {
+      error = {"ext", "firewall: ext: `" + text +
+                          "` is not an extension code (a whole number from 1 to 2147483647)"};
+      return false;
+    }
+    allowed.push_back(code);
   }
-  if (at != end || codes.empty()) {
-    error = {"ext", "firewall: `ext` is deny, allow, or extension codes (1 to 2147483647) as "
-                    "\"1, 2, 300\", not `" + text + "`"};
+  if (allowed.empty()) {
+    error = {"ext", "firewall: ext: an empty list; write `ext: deny` to allow no code"};
     return false;
   }
-  p.set_ext(ext_mode::listed, std::move(codes));
+  p.set_ext(ext_mode::listed, std::move(allowed));
   return true;
 }
 
@@ -151,7 +152,7 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
   }
   p.set_safe_defaults(values.get_string("defaults").value_or("safe") == "safe");
   p.set_persid(values.get_string("persid").value_or("deny") == "allow");
-  if (!read_ext(values.get_string("ext").value_or("deny"), p, error)) return nullptr;
+  if (!read_ext(values, p, error)) return nullptr;
   const bool drop = values.get_string("on_deny").value_or("error") == "drop";
   return std::make_unique<firewall_factory>(std::move(p), drop);
 }

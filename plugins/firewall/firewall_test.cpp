@@ -379,7 +379,7 @@ TEST_CASE("the filter describes its options and refuses malformed ones") {
         "firewall allow=0 defaults=safe ext=deny persid=deny on_deny=error");
   CHECK(make_filter("firewall", options({{"allow", {option_value::list{"a.b", "c.*"}, "t"}},
                                          {"defaults", text("none")},
-                                         {"ext", text("1, 2,300")},
+                                         {"ext", {option_value::list{"1", "2", "300"}, "t"}},
                                          {"persid", text("allow")},
                                          {"on_deny", text("drop")}}))
             ->describe() == "firewall allow=2 defaults=none ext=1,2,300 persid=allow on_deny=drop");
@@ -390,9 +390,11 @@ TEST_CASE("the filter describes its options and refuses malformed ones") {
           nullptr);
     CHECK(error.option == "allow");
   }
-  for (const char* bad : {"maybe", "0", "1,x", "2147483648", ""}) {
-    CAPTURE(bad);
-    CHECK(make_filter("firewall", options({{"ext", text(bad)}}), &error) == nullptr);
+  for (const auto& bad : {option_value::list{"0"}, option_value::list{"1", "x"},
+                         option_value::list{"2147483648"}, option_value::list{"7 "},
+                         option_value::list{}}) {
+    CAPTURE(bad.size());
+    CHECK(make_filter("firewall", options({{"ext", {bad, "t"}}}), &error) == nullptr);
     CHECK(error.option == "ext");
   }
 }

@@ -30,6 +30,7 @@ enum class option_type : std::uint8_t {
   string_list,  // [a, b, ...]
   string_map,   // {KEY: value, ...}
   section,      // a map with options of its own (`section`)
+  choice_or_list,  // one of `choices` (a string), or [a, b, ...] (a list)
 };
 
 struct option_spec {
@@ -37,7 +38,7 @@ struct option_spec {
   option_type type = option_type::string;
   bool required = false;
   std::string_view help;
-  std::span<const std::string_view> choices = {};  // for choice
+  std::span<const std::string_view> choices = {};  // for choice, choice_or_list
   std::span<const option_spec> section = {};       // for section
 };
 
