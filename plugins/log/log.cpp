@@ -58,15 +58,17 @@ class log_filter final : public filter {
         sink_(context.log) {}
 
   // Says how many records were dropped, in the log and in pickleway's log
-  // (the instance's sink is still alive while its filters are destroyed).
+  // (the instance's sink is still alive while its filters are destroyed),
+  // and hands the writer the origin its records point to.
   ~log_filter() override {
-    if (dropped_ == 0) return;
     lg::record r;
-    r.what = lg::record::kind::dropped;
+    r.what = dropped_ == 0 ? lg::record::kind::retired : lg::record::kind::dropped;
     r.time = std::chrono::system_clock::now();
-    r.from = from_;
+    r.from = from_.get();
+    r.keep = from_;
     r.count = dropped_;
     writer_->push_always(std::move(r));
+    if (dropped_ == 0) return;
     const std::string line = "log: " + std::to_string(dropped_) +
                              (dropped_ == 1 ? " record" : " records") +
                              " dropped: the log's queue was full";
@@ -81,7 +83,7 @@ class log_filter final : public filter {
     const bytes_view bytes = m.bytes();
     lg::record r;
     r.time = std::chrono::system_clock::now();
-    r.from = from_;
+    r.from = from_.get();
     r.dir = d;
     r.sequence = m.sequence();
     r.size = bytes.size();

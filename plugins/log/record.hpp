@@ -29,6 +29,7 @@ struct record {
   enum class kind : std::uint8_t {
     message,  // one message seen
     dropped,  // the instance ended after `count` of its records were dropped
+    retired,  // the instance ended with none dropped: nothing is written
   };
   kind what = kind::message;
   // The bytes the record keeps are the whole message, and the writer
@@ -36,7 +37,12 @@ struct record {
   bool inspect_kept = false;
   direction dir = direction::a_to_b;
   std::chrono::system_clock::time_point time;
-  std::shared_ptr<const origin> from;
+  // The instance's origin, kept alive by the instance while it queues
+  // records, then by its last record (dropped or retired) in `keep`, which
+  // the writer lets go only after the records before it: the event loop
+  // never touches a reference count the writer thread also touches.
+  const origin* from = nullptr;
+  std::shared_ptr<const origin> keep;
   std::uint64_t sequence = 0;
   std::uint64_t size = 0;   // of the message
   std::uint64_t count = 0;  // dropped: how many

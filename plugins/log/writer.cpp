@@ -142,6 +142,7 @@ void writer::run() {
       text.clear();
       ends.clear();
       for (const record& r : batch) {
+        if (r.what == record::kind::retired) continue;
         const bytes_view kept = bytes_view(batch_store).subspan(r.kept_at, r.kept_size);
         if (r.what == record::kind::message && r.inspect_kept) {
           inspector_.inspect(kept, facts);
