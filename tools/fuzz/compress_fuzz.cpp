@@ -16,6 +16,7 @@
 // The filter is compiled into this target, not loaded: its descriptor is
 // the library's exported symbol. Only the filter's interface is used, so
 // the target follows the codecs and the frame format as they change.
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <string>

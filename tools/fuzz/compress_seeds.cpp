@@ -3,6 +3,7 @@
 // the messages themselves (for the round-trip modes 2 and 3).
 //
 //   compress_seeds OUTDIR MESSAGE_FILE...   (each file one message, < 64 KiB)
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <iterator>

@@ -5,6 +5,7 @@
 //
 // Input: one byte of options (on_stray, memo, max_message), one byte N,
 // N % 16 chunk sizes (cycled; 0 means 1), then the stream.
+#include <algorithm>
 #include <string>
 #include <vector>
 
