@@ -176,15 +176,6 @@ def length_auth_seeds(out):
     write(out, "no-auth-negative", bytes([8, 0]) + after + b"\xff\xff\xff\xfe")
 
 
-def checked_in(out, target):
-    """Seeds kept in tools/fuzz/seeds/<target>/, when there are any."""
-    source = os.path.join(ROOT, "tools/fuzz/seeds", target)
-    if os.path.isdir(source):
-        os.makedirs(out, exist_ok=True)
-        for name in sorted(os.listdir(source)):
-            shutil.copy(os.path.join(source, name), os.path.join(out, name))
-
-
 def main(argv):
     if len(argv) != 3:
         sys.stderr.write(__doc__)
@@ -197,9 +188,6 @@ def main(argv):
         compress_seeds(os.path.join(out, "compress_fuzz"), streams, build_dir, tmp)
         config_seeds(os.path.join(out, "config_fuzz"))
         length_auth_seeds(os.path.join(out, "length_auth_fuzz"))
-        for target in ("framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz",
-                       "length_auth_fuzz"):
-            checked_in(os.path.join(out, target), target)
     return 0
 
 
