@@ -18,7 +18,6 @@ reads (see the comment at the top of tools/fuzz/<target>.cpp):
 
 Deterministic: the same machine makes the same seeds.
 """
-import hashlib
 import hmac
 import os
 import pickle
