@@ -25,6 +25,7 @@ using firewall::policy;
 constexpr std::string_view defaults_choices[] = {"safe", "none"};
 constexpr std::string_view switch_choices[] = {"deny", "allow"};
 constexpr std::string_view on_deny_choices[] = {"error", "drop"};
+constexpr std::string_view unpickler_choices[] = {"fresh", "reused"};
 
 constexpr option_spec firewall_options[] = {
     {"allow", option_type::string_list, false,
@@ -44,15 +45,19 @@ constexpr option_spec firewall_options[] = {
      "error: a refused message ends the instance; drop: it is logged, counted and dropped "
      "(default error)",
      on_deny_choices},
+    {"unpickler", option_type::choice, false,
+     "fresh: the consumer loads each message with a fresh Unpickler (pickle.load); reused: "
+     "with one Unpickler for the whole stream, whose memo carries over (default fresh)",
+     unpickler_choices},
 };
 
 class firewall_filter final : public filter {
  public:
   firewall_filter(const policy& p, bool drop, const open_context& context)
-      : judge_(p), drop_(drop), sink_(context.log) {}
+      : judges_{judge(p), judge(p)}, drop_(drop), sink_(context.log) {}
 
   filter_result on_message(direction d, message& m, std::string& error) override {
-    const auto refused = judge_.check(m.bytes());
+    const auto refused = judges_[index(d)].check(m.bytes());
     if (!refused) return filter_result::pass;
     // A message an earlier filter rewrote no longer maps onto the stream.
     std::string text = "firewall: " + firewall::describe(*refused, m.replaced() ? 0 : m.offset());
@@ -79,7 +84,7 @@ class firewall_filter final : public filter {
  private:
   static std::size_t index(direction d) { return d == direction::a_to_b ? 0 : 1; }
 
-  judge judge_;
+  judge judges_[2];  // one per direction: a reused Unpickler's memo is per stream
   bool drop_;
   log_sink* sink_;
   std::uint64_t dropped_[2] = {0, 0};
@@ -105,7 +110,8 @@ class firewall_factory final : public filter_factory {
         break;
     }
     text += std::string(" persid=") + (policy_.allows_persid() ? "allow" : "deny") +
-            " on_deny=" + (drop_ ? "drop" : "error");
+            " on_deny=" + (drop_ ? "drop" : "error") +
+            " unpickler=" + (policy_.reused_unpickler() ? "reused" : "fresh");
     return text;
   }
 
@@ -152,6 +158,7 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
   }
   p.set_safe_defaults(values.get_string("defaults").value_or("safe") == "safe");
   p.set_persid(values.get_string("persid").value_or("deny") == "allow");
+  p.set_reused_unpickler(values.get_string("unpickler") == "reused");
   if (!read_ext(values, p, error)) return nullptr;
   const bool drop = values.get_string("on_deny").value_or("error") == "drop";
   return std::make_unique<firewall_factory>(std::move(p), drop);

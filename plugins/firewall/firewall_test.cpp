@@ -366,6 +366,72 @@ TEST_CASE("copyreg's constructors are allowed on allowed classes only") {
         "refused a call at offset 53: arguments that are not a tuple made in this message");
 }
 
+// A reused Unpickler keeps its memo from message to message: MEMOIZE then
+// stores at another index, and a GET may fetch an earlier message's object.
+TEST_CASE("with unpickler: reused, a message that means something else to a reused Unpickler is refused") {
+  // Message 1 leaves fractions.Fraction at memo 0. Message 2 memoizes a
+  // dict of its own, gets memo 0 and gives it state: to a fresh Unpickler
+  // its own dict, to a reused one the class, whose attribute it sets.
+  using namespace std::string_literals;
+  const std::string first = "\x80\x04" "cfractions\nFraction\nq\x00."s;
+  const std::string second = "\x80\x04}\x94" "0h\x00N}\x8c\x06pwned_K\x01s\x86" "b."s;
+  std::string hex;
+  for (const char ch : first + second) {
+    const auto c = static_cast<unsigned char>(ch);
+    hex += "0123456789abcdef"[c >> 4];
+    hex += "0123456789abcdef"[c & 15];
+  }
+  const auto loaded = run({PICKLEWAY_PYTHON, "-c",
+                           "import io, fractions, pickle, sys\n"
+                           "u = pickle.Unpickler(io.BytesIO(bytes.fromhex(sys.argv[1])))\n"
+                           "u.load(); u.load()\n"
+                           "print(getattr(fractions.Fraction, 'pwned_', None))",
+                           hex});
+  CHECK(loaded.out == "1\n");  // CPython: the class changed for the whole process
+
+  policy fresh;
+  judge for_fresh(fresh);
+  CHECK_FALSE(for_fresh.check(to_bytes(first)));
+  CHECK_FALSE(for_fresh.check(to_bytes(second)));  // a fresh Unpickler builds its own dict
+
+  policy reused;
+  reused.set_reused_unpickler(true);
+  judge for_reused(reused);
+  CHECK_FALSE(for_reused.check(to_bytes(first)));
+  const auto refused = for_reused.check(to_bytes(second));
+  REQUIRE(refused);
+  CHECK(refused->offset == 21);  // the BUILD
+  SUBCASE("each message alone passes: only the memo carried over makes the difference") {
+    CHECK(verdict(reused, second) == "");
+  }
+}
+
+TEST_CASE("with unpickler: reused, a stream a reused Unpickler would misread is refused from its second message") {
+  // pickle.dumps per message: each message's memo starts at 0, and the
+  // second global from `datetime` takes its module name from the memo.
+  const auto made = run({PICKLEWAY_PYTHON, "-c",
+                         "import datetime, pickle, sys\n"
+                         "for i in range(3):\n"
+                         "    sys.stdout.write(pickle.dumps([datetime.date(2020, 1, 1 + i), "
+                         "datetime.timedelta(i)], 4).hex() + '\\n')"});
+  std::vector<std::vector<std::uint8_t>> messages;
+  std::istringstream lines(made.out);
+  for (std::string line; std::getline(lines, line);) messages.push_back(from_hex(line));
+  REQUIRE(messages.size() == 3);
+
+  policy fresh;
+  judge for_fresh(fresh);
+  for (const auto& m : messages) CHECK_FALSE(for_fresh.check(m));
+
+  policy reused;
+  reused.set_reused_unpickler(true);
+  judge for_reused(reused);
+  CHECK_FALSE(for_reused.check(messages[0]));
+  const auto refused = for_reused.check(messages[1]);
+  REQUIRE(refused);
+  CHECK(refused->subject == "a computed global");
+}
+
 TEST_CASE("a PUT index CPython reads but no pickler writes is refused, not guessed") {
   CHECK(verdict(policy{}, "Vx\np1_0\n.") ==
         "refused message at offset 3: a memo index that is not plain decimal digits");
@@ -376,13 +442,15 @@ TEST_CASE("a PUT index CPython reads but no pickler writes is refused, not guess
 
 TEST_CASE("the filter describes its options and refuses malformed ones") {
   CHECK(make_filter("firewall", options({}))->describe() ==
-        "firewall allow=0 defaults=safe ext=deny persid=deny on_deny=error");
+        "firewall allow=0 defaults=safe ext=deny persid=deny on_deny=error unpickler=fresh");
   CHECK(make_filter("firewall", options({{"allow", {option_value::list{"a.b", "c.*"}, "t"}},
                                          {"defaults", text("none")},
                                          {"ext", {option_value::list{"1", "2", "300"}, "t"}},
                                          {"persid", text("allow")},
-                                         {"on_deny", text("drop")}}))
-            ->describe() == "firewall allow=2 defaults=none ext=1,2,300 persid=allow on_deny=drop");
+                                         {"on_deny", text("drop")},
+                                         {"unpickler", text("reused")}}))
+            ->describe() ==
+        "firewall allow=2 defaults=none ext=1,2,300 persid=allow on_deny=drop unpickler=reused");
   option_error error;
   for (const char* bad : {"os", "os.", ".x", "a..b", "a.*.b", "a b.c"}) {
     CAPTURE(bad);

@@ -116,6 +116,8 @@ void judge::reset() {
   memo_.clear();
   sparse_memo_.clear();
   memo_size_ = 0;
+  continued_memo_.clear();
+  continued_size_ = carried_.size();
   names_.clear();
   refusal_.reset();
 }
@@ -222,6 +224,10 @@ bool judge::call(std::size_t pos, std::uint32_t callee, std::span<const std::uin
                                  name_of(c).name == "getattr");
   if (is_getattr && args.size() == 2 && arg(0).what == kind::global &&
       !name_of(arg(0)).module.empty() && arg(1).what == kind::text && arg(1).known) {
+    // Each dotted name is a new string: a long one applied over and over
+    // would make the judge's memory grow with the square of the message.
+    if (arg(1).count > largest_attribute_name)
+      return refuse(pos, "a call", "getattr with a name longer than 1024 bytes");
     const std::string_view module = name_of(arg(0)).module;
     const std::string& name = names_.emplace_back(std::string(name_of(arg(0)).name) + "." +
                                                   std::string(text_of(arg(1))));
@@ -302,7 +308,7 @@ bool judge::update(std::size_t pos, std::string_view what) {
                 std::string(what) + " would change an object this message did not make");
 }
 
-bool judge::memo_put(std::size_t pos, std::uint64_t key) {
+bool judge::memo_put(std::size_t pos, std::uint64_t key, std::uint64_t continued_key) {
   std::uint32_t id = 0;
   if (!top(pos, id)) return false;
   if (key < dense_limit_) {
@@ -313,7 +319,25 @@ bool judge::memo_put(std::size_t pos, std::uint64_t key) {
   } else {
     memo_size_ += sparse_memo_.insert_or_assign(key, id).second;
   }
+  if (policy_->reused_unpickler()) {
+    const bool added = continued_memo_.insert_or_assign(continued_key, id).second;
+    continued_size_ += added && !carried_.contains(continued_key);
+  }
   return true;
+}
+
+// A global allowed only on conditions, or getattr: harmless only where the
+// judge sees what it is applied to.
+bool judge::conditional(const object& o) const {
+  return o.what == kind::getter || (o.what == kind::global && o.how != grant::allowed);
+}
+
+// After a message passed: what it left in a reused Unpickler's memo.
+void judge::carry_memo() {
+  for (const auto& [key, id] : continued_memo_) {
+    carried_.insert(key);
+    carried_conditional_ = carried_conditional_ || conditional(objects_[id]);
+  }
 }
 
 bool judge::memo_get(std::size_t pos, std::uint64_t key) {
@@ -326,13 +350,36 @@ bool judge::memo_get(std::size_t pos, std::uint64_t key) {
   if (id == no_object)
     return refuse(pos, "memo entry " + std::to_string(key),
                   "not defined by this message (a name from elsewhere cannot be known)");
+  // A reused Unpickler fetches what it stored at `key`: this message's
+  // object, or an earlier message's. Where that differs from a fresh
+  // Unpickler's, the item is only what is harmless in both worlds: a
+  // global to call or pass when the other world's item cannot be a
+  // conditional global or getattr (earlier messages left only globals
+  // that may be called with anything, objects made of them, and data),
+  // else plain data, which may be stored or passed but not called,
+  // changed or used as a name.
+  const auto it = continued_memo_.find(key);
+  const std::uint32_t other = it == continued_memo_.end() ? no_object : it->second;
+  if (policy_->reused_unpickler() && other != id) {
+    const object& here = objects_[id];
+    const bool other_conditional =
+        other == no_object ? carried_conditional_ : conditional(objects_[other]);
+    const bool global = here.what == kind::global || here.what == kind::getter;
+    if (!(global && !other_conditional)) id = a_value;
+  }
   stack_.push_back(id);
   return true;
 }
 
+
 std::optional<refusal> judge::check(bytes_view m) {
   reset();
   message_ = m;
+  if (carried_.size() > largest_carried_memo) {
+    refuse(0, "message",
+           "the memo that earlier messages left a reused Unpickler is too large to follow");
+    return refusal_;
+  }
   if (m.size() > 0xFFFF'FFFFu) {
     refuse(0, "message", "larger than 4 GiB, more than the firewall judges");
     return refusal_;
@@ -387,6 +434,7 @@ std::optional<refusal> judge::check(bytes_view m) {
           return refusal_;
         }
       }
+      if (policy_->reused_unpickler()) carry_memo();
       return std::nullopt;
     }
   }
@@ -516,14 +564,14 @@ bool judge::step(const opcode_at& o) {
     case op::GET: case op::PUT: {
       const auto key = decimal(view(m, o.arg, o.arg_end));
       if (!key) return refuse(pos, "message", "a memo index that is not plain decimal digits");
-      return o.info->code == op::GET ? memo_get(pos, *key) : memo_put(pos, *key);
+      return o.info->code == op::GET ? memo_get(pos, *key) : memo_put(pos, *key, *key);
     }
     case op::BINGET: case op::LONG_BINGET:
       return memo_get(pos, little_endian(m, o.arg, o.arg_end));
     case op::BINPUT: case op::LONG_BINPUT:
-      return memo_put(pos, little_endian(m, o.arg, o.arg_end));
+      return memo_put(pos, little_endian(m, o.arg, o.arg_end), little_endian(m, o.arg, o.arg_end));
     case op::MEMOIZE:
-      return memo_put(pos, memo_size_);
+      return memo_put(pos, memo_size_, continued_size_);
 
     case op::EXT1: case op::EXT2: case op::EXT4: {
       std::int64_t code = static_cast<std::int64_t>(little_endian(m, o.arg, o.arg_end));

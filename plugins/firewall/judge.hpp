@@ -12,6 +12,14 @@
 // message. Every global is judged where it is imported; every call, BUILD
 // and container update is judged on what it applies to.
 //
+// The memo may outlive a message: a consumer that unpickles each message
+// with a fresh Unpickler (pickle.load) starts each with an empty memo, one
+// that reuses an Unpickler keeps what earlier messages stored, so MEMOIZE
+// stores at another index and a GET may fetch an earlier message's object.
+// The judge follows the first world; with the policy's reused_unpickler,
+// both, one judge per direction: a GET whose two worlds disagree then
+// yields only what is harmless in both (see memo_get).
+//
 // When in doubt it refuses: a stack underflow, a GET of an entry this
 // message did not define, a STACK_GLOBAL operand that is not a str known
 // for certain, a call of anything but an allowed global, a message that is
@@ -25,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <pickleway/framer.hpp>
@@ -48,8 +57,14 @@ class judge {
   // `p` outlives the judge.
   explicit judge(const policy& p) : policy_(&p) {}
 
-  // nullopt when the message may pass.
+  // nullopt when the message may pass. With a reused Unpickler, every
+  // message passed on must be checked, in order, by the same judge.
   std::optional<refusal> check(bytes_view message);
+
+  // What earlier messages may leave in a reused Unpickler's memo, at most.
+  static constexpr std::size_t largest_carried_memo = std::size_t{1} << 20;
+  // The longest name getattr(global, 'name') may add to a global's.
+  static constexpr std::size_t largest_attribute_name = 1024;
 
  private:
   enum class kind : std::uint8_t {
@@ -97,8 +112,10 @@ class judge {
             std::uint32_t& result);
   bool instantiate(std::size_t pos, std::uint32_t cls);
   bool update(std::size_t pos, std::string_view what);
-  bool memo_put(std::size_t pos, std::uint64_t key);
+  bool memo_put(std::size_t pos, std::uint64_t key, std::uint64_t continued_key);
   bool memo_get(std::size_t pos, std::uint64_t key);
+  bool conditional(const object& o) const;
+  void carry_memo();
   bool step(const opcode_at& o);
   std::string_view text_of(const object& o) const;
   const global_name& name_of(const object& o) const { return globals_[o.first]; }
@@ -115,6 +132,13 @@ class judge {
   std::vector<std::uint32_t> memo_;      // dense keys; no_object where undefined
   std::unordered_map<std::uint64_t, std::uint32_t> sparse_memo_;
   std::uint64_t memo_size_ = 0;          // len(memo), for MEMOIZE
+  // The world of a reused Unpickler: the keys the messages passed before
+  // this one left in its memo, whether any of them holds a global allowed
+  // only on conditions (or getattr), and what this message stores there.
+  std::unordered_set<std::uint64_t> carried_;
+  bool carried_conditional_ = false;
+  std::unordered_map<std::uint64_t, std::uint32_t> continued_memo_;
+  std::uint64_t continued_size_ = 0;     // len(memo) in that world
   std::size_t dense_limit_ = 0;
   std::deque<std::string> names_;        // dotted names made by getattr(global, 'name')
   std::optional<refusal> refusal_;

@@ -48,7 +48,6 @@ constexpr std::array safe_names{
     safe_name{"datetime", "tzinfo", grant::allowed},
     safe_name{"decimal", "Decimal", grant::allowed},
     safe_name{"fractions", "Fraction", grant::allowed},
-    safe_name{"uuid", "SafeUUID", grant::allowed},
     safe_name{"uuid", "UUID", grant::allowed},
 };
 

@@ -38,12 +38,16 @@ class policy {
   void set_safe_defaults(bool on) { safe_defaults_ = on; }
   void set_ext(ext_mode mode, std::vector<std::int64_t> codes = {});
   void set_persid(bool allowed) { persid_ = allowed; }
+  // The consumer reuses one Unpickler for the stream, so its memo carries
+  // over from message to message (`unpickler: reused`).
+  void set_reused_unpickler(bool on) { reused_unpickler_ = on; }
 
   // The verdict on `module`.`name` as CPython 3 resolves it (after the
   // Python 2 mapping). The allowlist wins over the safe defaults' conditions.
   grant judge_global(std::string_view module, std::string_view name) const;
   bool allows_ext(std::int64_t code) const;
   bool allows_persid() const { return persid_; }
+  bool reused_unpickler() const { return reused_unpickler_; }
 
   bool safe_defaults() const { return safe_defaults_; }
   ext_mode ext() const { return ext_; }
@@ -57,6 +61,7 @@ class policy {
   ext_mode ext_ = ext_mode::deny;
   std::vector<std::int64_t> ext_codes_;
   bool persid_ = false;
+  bool reused_unpickler_ = false;
 };
 
 // The names `defaults: safe` allows (some under conditions), as
