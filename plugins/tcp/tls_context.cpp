@@ -147,6 +147,9 @@ std::shared_ptr<const context> context::make(const option_values& tls, bool list
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
   SSL_CTX_set_num_tickets(ctx, 0);
+  // Nothing resumes sessions: no cache either (a server's cache without a
+  // session id context would fail a client that offers an old session id).
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   // The core may retry a write with the same bytes at another address (its
   // buffer moved), and takes partial writes like a socket's.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);

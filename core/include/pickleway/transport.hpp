@@ -95,7 +95,9 @@ class transport {
     error = "this transport does not listen";
     return nullptr;
   }
-  // For the others: opens the endpoint for one instance.
+  // For the others: opens the endpoint for one instance. Called when its
+  // turn comes, after the instance's accepted connection (if any) has
+  // opened and passed its handshakes, so a stranger starts nothing.
   virtual std::unique_ptr<opener> open(const open_context& context) = 0;
   // The resolved endpoint for `pickleway check`: "tcp connect 10.0.0.2:7000".
   virtual std::string describe() const = 0;

@@ -50,28 +50,29 @@ direction_stats instance::stats(direction d) const {
 }
 
 void instance::start(std::unique_ptr<opener> accepted, char accepted_side) {
-  const open_context context{session_.name, number_, log_.get()};
   endpoint_runtime* const listening = !accepted ? nullptr : accepted_side == 'a' ? &a_ : &b_;
   accepted_ = listening;
   if (listening) to_open_.emplace_back(listening, std::move(accepted));
-  for (endpoint_runtime* e : {&a_, &b_}) {
-    if (e == listening) continue;
-    try {
-      auto o = e->config->endpoint->open(context);
-      if (!o) throw std::runtime_error("the transport gave no opener");
-      to_open_.emplace_back(e, std::move(o));
-    } catch (const std::exception& ex) {
-      fail(e->label + ": cannot open: " + ex.what());
-      finish();
-      return;
-    }
-  }
+  // The others are asked for an opener only when their turn comes: nothing
+  // of theirs starts before the accepted connection passed its handshakes.
+  for (endpoint_runtime* e : {&a_, &b_})
+    if (e != listening) to_open_.emplace_back(e, nullptr);
   open_next();
 }
 
 void instance::open_next() {
   if (shutting_down_) return abort();
   if (to_open_.empty()) return run();
+  auto& [endpoint, o] = to_open_.front();
+  if (!o) {
+    try {
+      o = endpoint->config->endpoint->open(open_context{session_.name, number_, log_.get()});
+      if (!o) throw std::runtime_error("the transport gave no opener");
+    } catch (const std::exception& ex) {
+      fail(endpoint->label + ": cannot open: " + ex.what());
+      return abort();
+    }
+  }
   step_opener(false);
 }
 
