@@ -401,7 +401,8 @@ session_config read_session(const locator& loc, const YAML::Node& node,
   }
   if (const auto filters = node["filters"]) {
     if (!filters.IsSequence()) loc.fail(filters, owner + ": filters must be a list");
-    const chain_context chain{s.a.framing.kind, s.b.framing.kind};
+    const chain_context chain{s.a.framing.kind, s.b.framing.kind, s.a.framing.pickle.max_message,
+                              s.b.framing.pickle.max_message};
     for (std::size_t i = 0; i < filters.size(); ++i) {
       auto f = read_filter(loc, filters[i], plugins,
                            owner + ", filters[" + std::to_string(i) + "]");

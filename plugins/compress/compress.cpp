@@ -37,7 +37,8 @@ struct settings {
 // one at a time.
 class compress_filter final : public filter {
  public:
-  explicit compress_filter(std::shared_ptr<const settings> s) : settings_(std::move(s)) {}
+  compress_filter(std::shared_ptr<const settings> s, std::uint64_t restore_limit)
+      : settings_(std::move(s)), restore_limit_(restore_limit) {}
 
   filter_result on_message(direction d, message& m, std::string& error) override {
     const bool sending = d == direction::a_to_b;
@@ -142,8 +143,8 @@ class compress_filter final : public filter {
         decompressor_ = make_decompressor(settings_->codec, why);
         if (!decompressor_) return failed("compress: " + why, error);
       }
-      if (!decompressor_->decompress(payload, header->block_header_left_out,
-                                     largest_max_message, restored, why))
+      if (!decompressor_->decompress(payload, header->block_header_left_out, restore_limit_,
+                                     restored, why))
         return failed(which + ": " + why, error);
     } else if (header->block_header_left_out) {
       return failed(which + " is stored, yet says a block header was left out", error);
@@ -167,6 +168,7 @@ class compress_filter final : public filter {
   }
 
   std::shared_ptr<const settings> settings_;
+  std::uint64_t restore_limit_;  // endpoint a's max_message
   std::unique_ptr<compressor> compressor_;      // a->b, made at its first message
   std::unique_ptr<decompressor> decompressor_;  // b->a, likewise
   std::uint32_t sent_check_ = 0;
@@ -179,7 +181,8 @@ class compress_factory final : public filter_factory {
  public:
   explicit compress_factory(settings s) : settings_(std::make_shared<const settings>(s)) {}
 
-  std::optional<option_error> check(const chain_context& chain) const override {
+  std::optional<option_error> check(const chain_context& chain) override {
+    restore_limit_ = chain.a_max_message;
     if (chain.b_framing != framing_kind::length)
       return option_error{"",
                           "endpoint b must have `framing: length`: compressed messages are "
@@ -189,7 +192,7 @@ class compress_factory final : public filter_factory {
   }
 
   std::unique_ptr<filter> make(const open_context&) override {
-    return std::make_unique<compress_filter>(settings_);
+    return std::make_unique<compress_filter>(settings_, restore_limit_);
   }
 
   std::string describe() const override {
@@ -200,6 +203,9 @@ class compress_factory final : public filter_factory {
 
  private:
   std::shared_ptr<const settings> settings_;
+  // What a restored message may grow to: endpoint a's max_message, so a
+  // small frame cannot make this side hold more than a takes.
+  std::uint64_t restore_limit_ = largest_max_message;
 };
 
 std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {

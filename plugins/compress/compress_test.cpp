@@ -543,4 +543,34 @@ TEST_CASE("compress options: the codec's default level, and levels out of range 
   }
 }
 
+TEST_CASE("a frame restores no more than endpoint a's max_message, whatever its codec") {
+  for (const char* codec : {"zstd", "lz4", "zlib"}) {
+    CAPTURE(codec);
+    gateway_filter sender(compress(codec));
+    const bytes zeros(std::size_t{1} << 20, 0);  // 1 MiB that compresses to a few hundred bytes
+    const bytes frame = send(sender, zeros, 1);
+    CHECK(frame.size() < 8192);
+
+    auto factory = compress(codec);
+    chain_context chain;
+    chain.b_framing = framing_kind::length;
+    chain.a_max_message = 64 * 1024;
+    REQUIRE_FALSE(factory->check(chain));
+    gateway_filter receiver(std::move(factory));
+    const auto o = receive(receiver, frame, 1);
+    CHECK(o.result == filter_result::fail);
+    CHECK_MESSAGE(o.error.find("restores more than 65536 bytes") != std::string::npos, o.error);
+
+    SUBCASE("and a's default max_message takes it") {
+      auto roomy = compress(codec);
+      chain.a_max_message = std::uint64_t{64} << 20;
+      REQUIRE_FALSE(roomy->check(chain));
+      gateway_filter ok(std::move(roomy));
+      const auto restored = receive(ok, frame, 1);
+      CHECK(restored.result == filter_result::pass);
+      CHECK(restored.out == zeros);
+    }
+  }
+}
+
 }  // namespace pickleway::test

@@ -71,6 +71,10 @@ enum class framing_kind : std::uint8_t { pickle, length };
 struct chain_context {
   framing_kind a_framing = framing_kind::pickle;
   framing_kind b_framing = framing_kind::pickle;
+  // The largest message each endpoint takes (`max_message`): a filter
+  // that makes messages (compress restoring b->a) stops there.
+  std::uint64_t a_max_message = std::uint64_t{64} << 20;
+  std::uint64_t b_max_message = std::uint64_t{64} << 20;
 };
 
 // One configured filter: made once from validated options, then asked for
@@ -78,8 +82,9 @@ struct chain_context {
 class filter_factory {
  public:
   virtual ~filter_factory() = default;
-  // Refuses a chain the filter cannot work in; nullopt when fine.
-  virtual std::optional<option_error> check(const chain_context&) const { return std::nullopt; }
+  // Refuses a chain the filter cannot work in; nullopt when fine. Called
+  // once, before any make(): a factory may keep what it needs of the chain.
+  virtual std::optional<option_error> check(const chain_context&) { return std::nullopt; }
   virtual std::unique_ptr<filter> make(const open_context& context) = 0;
   virtual std::string describe() const = 0;  // "compress codec=zstd level=3"
 };
