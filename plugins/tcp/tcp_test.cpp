@@ -17,6 +17,7 @@
 #include "pickleway/fd_stream.hpp"
 #include "support/plugin_driver.hpp"
 #include "support/process.hpp"
+#include "support/python_process.hpp"
 
 namespace {
 
@@ -103,40 +104,6 @@ struct reserved_port {
 struct recording_log final : log_sink {
   std::vector<std::string> lines;
   void line(std::string_view text) override { lines.emplace_back(text); }
-};
-
-// A python3 program whose standard output is read line by line as it
-// comes; it is waited for on destruction.
-class python_process {
- public:
-  python_process(const std::string& script, const std::vector<std::string>& args = {}) {
-    std::string command = quote(PICKLEWAY_PYTHON) + " -c " + quote(script);
-    for (const auto& a : args) command += " " + quote(a);
-    pipe_ = ::popen(command.c_str(), "r");
-    REQUIRE(pipe_);
-  }
-  ~python_process() {
-    if (pipe_) ::pclose(pipe_);
-  }
-  python_process(const python_process&) = delete;
-  python_process& operator=(const python_process&) = delete;
-
-  std::string line() {
-    REQUIRE_MESSAGE(wait_ready(::fileno(pipe_), false, 10s), "python3 printed nothing");
-    char buffer[256] = {};
-    REQUIRE(std::fgets(buffer, sizeof buffer, pipe_));
-    std::string out = buffer;
-    if (!out.empty() && out.back() == '\n') out.pop_back();
-    return out;
-  }
-  // Waits for the program to exit; its exit status.
-  int finish() {
-    const int status = ::pclose(std::exchange(pipe_, nullptr));
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  FILE* pipe_ = nullptr;
 };
 
 }  // namespace

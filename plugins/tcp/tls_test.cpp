@@ -23,6 +23,7 @@
 #include "support/gateway.hpp"
 #include "support/plugin_driver.hpp"
 #include "support/process.hpp"
+#include "support/python_process.hpp"
 
 namespace pickleway::test {
 namespace {
@@ -166,39 +167,6 @@ raw.settimeout(10)
 conn = ctx.wrap_socket(raw, server_side=True)
 )" + serve;
 }
-
-// A python3 program whose standard output is read as it comes; waited for
-// on destruction.
-class python_process {
- public:
-  explicit python_process(const std::string& script, const std::vector<std::string>& args = {}) {
-    std::string command = quote(PICKLEWAY_PYTHON) + " -c " + quote(script);
-    for (const auto& a : args) command += " " + quote(a);
-    pipe_ = ::popen(command.c_str(), "r");
-    REQUIRE(pipe_);
-  }
-  ~python_process() {
-    if (pipe_) ::pclose(pipe_);
-  }
-  python_process(const python_process&) = delete;
-  python_process& operator=(const python_process&) = delete;
-
-  std::string line() {
-    REQUIRE_MESSAGE(wait_ready(::fileno(pipe_), false, 10s), "python3 printed nothing");
-    char buffer[256] = {};
-    REQUIRE(std::fgets(buffer, sizeof buffer, pipe_));
-    std::string out = buffer;
-    if (!out.empty() && out.back() == '\n') out.pop_back();
-    return out;
-  }
-  int finish() {
-    const int status = ::pclose(std::exchange(pipe_, nullptr));
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  FILE* pipe_ = nullptr;
-};
 
 }  // namespace
 

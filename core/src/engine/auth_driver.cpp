@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/stream_calls.hpp"
+
 namespace pickleway {
 namespace {
 
@@ -24,14 +26,9 @@ auth_driver::progress auth_driver::advance() {
     // Our messages go first: the last one (#WELCOME#) must be out before
     // the pumps start, and a #FAILURE# is worth one try before closing.
     while (out_begin_ < out_.size()) {
-      io_result r;
       std::string threw;
-      try {
-        r = endpoint_.stream->write({out_.data() + out_begin_, out_.size() - out_begin_});
-      } catch (const std::exception& e) {
-        r = io_result::failure({});
-        threw = std::string("the transport threw: ") + e.what();
-      }
+      const io_result r =
+          write_to(*endpoint_.stream, {out_.data() + out_begin_, out_.size() - out_begin_}, threw);
       if (r.status == io_status::done) {
         out_begin_ += r.bytes;
         written_ += r.bytes;
@@ -69,14 +66,8 @@ auth_driver::progress auth_driver::advance() {
       in_begin_ = 0;
     }
     if (in_.size() - in_end_ < read_chunk) in_.resize(in_end_ + read_chunk);
-    io_result r;
     std::string threw;
-    try {
-      r = endpoint_.stream->read({in_.data() + in_end_, in_.size() - in_end_});
-    } catch (const std::exception& e) {
-      r = io_result::failure({});
-      threw = std::string("the transport threw: ") + e.what();
-    }
+    const io_result r = read_from(*endpoint_.stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
     switch (r.status) {
       case io_status::done:
         in_end_ += r.bytes;

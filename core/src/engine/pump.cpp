@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/stream_calls.hpp"
 #include "pickleway/python_repr.hpp"
 
 namespace pickleway {
@@ -44,14 +45,8 @@ void pump::advance() {
     process();
     if (out_begin_ < out_.size() || input_closed_) continue;
     make_room();
-    io_result r;
     std::string threw;
-    try {
-      r = from_.stream->read({in_.data() + in_end_, in_.size() - in_end_});
-    } catch (const std::exception& e) {
-      r = io_result::failure({});
-      threw = std::string("the transport threw: ") + e.what();
-    }
+    const io_result r = read_from(*from_.stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
     switch (r.status) {
       case io_status::done:
         in_end_ += r.bytes;
@@ -153,14 +148,8 @@ void pump::deliver(bytes_view bytes, std::uint64_t offset, std::size_t header) {
 }
 
 bool pump::flush() {
-  io_result r;
   std::string why;
-  try {
-    r = to_.stream->write({out_.data() + out_begin_, out_.size() - out_begin_});
-  } catch (const std::exception& e) {
-    r = io_result::failure({});
-    why = std::string("the transport threw: ") + e.what();
-  }
+  const io_result r = write_to(*to_.stream, {out_.data() + out_begin_, out_.size() - out_begin_}, why);
   switch (r.status) {
     case io_status::done:
       out_begin_ += r.bytes;
