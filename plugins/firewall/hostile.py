@@ -163,6 +163,23 @@ case("a FRAME whose length does not end at an opcode boundary",
 case("module.* never a dotted name below it (os.path.* and os.system via posixpath)",
      b"\x80\x04" + sbu("os.path") + sbu("os.system") + b"\x93)R.", "os.path.os.system",
      "STACK_GLOBAL")
+# functools.partial passes only as protocols 2-3 write an object made with
+# keyword arguments: partial(C.__new__), given (C.__new__, (C, ...), kwargs,
+# dict) by BUILD, then called.
+NEW_OF_FRACTION = (b"c__builtin__\ngetattr\ncfractions\nFraction\n"
+                   b"X\x07\x00\x00\x00__new__\x86R")
+case("functools.partial of a class, not its __new__",
+     b"\x80\x02cfunctools\npartial\ncfractions\nFraction\n\x85R)R.",
+     "functools.partial", "REDUCE")
+case("functools.partial of C.__new__ called before BUILD",
+     b"\x80\x02cfunctools\npartial\n" + NEW_OF_FRACTION + b"\x85R)R.",
+     "a call", "REDUCE", nth=2)
+case("functools.partial given a func other than its own by BUILD",
+     b"\x80\x02cfunctools\npartial\n" + NEW_OF_FRACTION + b"\x85R"
+     b"(cfractions\nFraction\ncfractions\nFraction\n\x85}Ntb)R.",
+     "functools.partial", "BUILD")
+case("an allowed class's __new__ applied to a number",
+     b"\x80\x02" + NEW_OF_FRACTION + b"K\x01\x85R.", "a call", "REDUCE", nth=1)
 case("PERSID", b"P1\n.", "persistent id", "PERSID")
 case("BINPERSID", b"\x80\x02K\x01Q.", "persistent id", "BINPERSID")
 

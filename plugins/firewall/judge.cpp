@@ -222,6 +222,18 @@ bool judge::call(std::size_t pos, std::uint32_t callee, std::span<const std::uin
   const bool is_getattr =
       c.what == kind::getter || (c.what == kind::global && name_of(c).module == "builtins" &&
                                  name_of(c).name == "getattr");
+  // getattr(C, '__new__') of an allowed class: what protocols 2-3 hand
+  // functools.partial for an object made with keyword arguments.
+  if (is_getattr && allowed_class(0) && args.size() == 2 && arg(1).what == kind::text &&
+      arg(1).known && text_of(arg(1)) == "__new__") {
+    objects_[callee].applied = true;
+    object made;
+    made.what = kind::constructor;
+    made.first = args[0];
+    objects_.push_back(made);
+    result = static_cast<std::uint32_t>(objects_.size() - 1);
+    return true;
+  }
   if (is_getattr && args.size() == 2 && arg(0).what == kind::global &&
       !name_of(arg(0)).module.empty() && arg(1).what == kind::text && arg(1).known) {
     // Each dotted name is a new string: a long one applied over and over
@@ -255,12 +267,37 @@ bool judge::call(std::size_t pos, std::uint32_t callee, std::span<const std::uin
     result = a_value;
     return true;
   }
+  // C.__new__(X, ...) makes an X, which must be an allowed class too; a
+  // partial of it, once given its arguments, makes a C.
+  if (c.what == kind::constructor) {
+    if (allowed_class(0)) return true;
+    return refuse(pos, "a call", "an allowed class's __new__ applied to anything but an allowed class");
+  }
+  if (c.what == kind::partial) {
+    if (c.applied) return true;
+    return refuse(pos, "a call", "a functools.partial called before BUILD gave it its arguments");
+  }
   if (c.what != kind::global)
     return refuse(pos, "a computed callable",
                   "only an allowed global may be called, not a value made at load time");
+  // functools.partial(C.__new__), by the safe defaults or by name in the
+  // allowlist: a partial the judge follows through its BUILD and call.
+  const bool partial_of_constructor = name_of(c).module == "functools" &&
+                                      name_of(c).name == "partial" && args.size() == 1 &&
+                                      arg(0).what == kind::constructor;
+  if (partial_of_constructor) {
+    object made;
+    made.what = kind::partial;
+    made.first = args[0];
+    objects_.push_back(made);
+    result = static_cast<std::uint32_t>(objects_.size() - 1);
+  }
   switch (c.how) {
     case grant::allowed:
       return true;
+    case grant::partial:  // partial(C.__new__): its arguments come with BUILD
+      if (partial_of_constructor) return true;
+      return refuse(pos, describe_global(c), "allowed only as partial(an allowed class's __new__)");
     case grant::reconstructor:  // _reconstructor(cls, base, state)
       if (allowed_class(0) && allowed_class(1)) return true;
       return refuse(pos, describe_global(c),
@@ -308,6 +345,25 @@ bool judge::update(std::size_t pos, std::string_view what) {
                 std::string(what) + " would change an object this message did not make");
 }
 
+// functools.partial's __setstate__ takes (func, args, kwargs, dict): only
+// the state pickle gives it, func the partial's own C.__new__ and args
+// starting with an allowed class, so that calling it makes that class.
+// kwargs and dict are data, judged as they were built.
+bool judge::build_partial(std::size_t pos, std::uint32_t state) {
+  object& p = objects_[stack_.back()];
+  const object& s = objects_[state];
+  const object* const args = s.what == kind::tuple ? &objects_[s.pos] : nullptr;
+  const bool fits = !p.applied && s.what == kind::tuple && s.count == 3 && s.first == p.first &&
+                    args->what == kind::tuple && args->count >= 1 &&
+                    objects_[args->first].what == kind::global &&
+                    objects_[args->first].how == grant::allowed;
+  if (!fits)
+    return refuse(pos, "functools.partial",
+                  "BUILD may give it only (its C.__new__, (allowed class, ...), kwargs, dict)");
+  p.applied = true;
+  return true;
+}
+
 bool judge::memo_put(std::size_t pos, std::uint64_t key, std::uint64_t continued_key) {
   std::uint32_t id = 0;
   if (!top(pos, id)) return false;
@@ -329,7 +385,8 @@ bool judge::memo_put(std::size_t pos, std::uint64_t key, std::uint64_t continued
 // A global allowed only on conditions, or getattr: harmless only where the
 // judge sees what it is applied to.
 bool judge::conditional(const object& o) const {
-  return o.what == kind::getter || (o.what == kind::global && o.how != grant::allowed);
+  return o.what == kind::getter || o.what == kind::constructor || o.what == kind::partial ||
+         (o.what == kind::global && o.how != grant::allowed);
 }
 
 // After a message passed: what it left in a reused Unpickler's memo.
@@ -509,7 +566,10 @@ bool judge::step(const opcode_at& o) {
     case op::ADDITEMS:
       return pop_mark(pos) && update(pos, "ADDITEMS");
     case op::BUILD:
-      return pop(pos, a) && update(pos, "BUILD");
+      if (!pop(pos, a)) return false;
+      if (stack_.size() > base() && objects_[stack_.back()].what == kind::partial)
+        return build_partial(pos, a);
+      return update(pos, "BUILD");
 
     case op::LIST: case op::DICT:
       return pop_mark(pos) && push_kind(kind::container);
@@ -526,12 +586,15 @@ bool judge::step(const opcode_at& o) {
         for (const std::uint32_t id : popped_)
           if (!use(id)) return false;
       }
-      // Only a global or a str can meet a call's condition: any other
-      // element is as good as a plain value, and a tuple of those is shared.
+      // Only a global, a str, a C.__new__ or a tuple of them can meet a
+      // call's (or a BUILD's) condition: any other element is as good as a
+      // plain value, and a tuple of those is shared.
       const auto element = [&](std::size_t i) {
         if (i >= popped_.size()) return a_value;
         const kind k = objects_[popped_[i]].what;
-        return k == kind::global || k == kind::text ? popped_[i] : a_value;
+        return k == kind::global || k == kind::text || k == kind::constructor || k == kind::tuple
+                   ? popped_[i]
+                   : a_value;
       };
       const std::uint32_t size = static_cast<std::uint32_t>(std::min<std::size_t>(popped_.size(), 3));
       if (element(0) == a_value && element(1) == a_value) {

@@ -76,6 +76,9 @@ class judge {
     getter,     // builtins.getattr, imported but not yet applied
     instance,   // made here by calling an allowed global
     foreign,    // the application's object for a persistent id
+    constructor,  // C.__new__ of an allowed class C (`first`: C), from getattr
+    partial,      // functools.partial(C.__new__) (`first`: it); `applied` once
+                  // BUILD gave it (C.__new__, (C, ...), kwargs, dict)
   };
   // 16 bytes: a message of N opcodes costs the judge at most N of them,
   // and plain values, containers, instances and tuples of them none (they
@@ -112,6 +115,7 @@ class judge {
             std::uint32_t& result);
   bool instantiate(std::size_t pos, std::uint32_t cls);
   bool update(std::size_t pos, std::string_view what);
+  bool build_partial(std::size_t pos, std::uint32_t state);
   bool memo_put(std::size_t pos, std::uint64_t key, std::uint64_t continued_key);
   bool memo_get(std::size_t pos, std::uint64_t key);
   bool conditional(const object& o) const;

@@ -40,6 +40,7 @@ constexpr std::array safe_names{
     safe_name{"copyreg", "__newobj__", grant::new_object},
     safe_name{"copyreg", "__newobj_ex__", grant::new_object},
     safe_name{"copyreg", "_reconstructor", grant::reconstructor},
+    safe_name{"functools", "partial", grant::partial},
     safe_name{"datetime", "date", grant::allowed},
     safe_name{"datetime", "datetime", grant::allowed},
     safe_name{"datetime", "time", grant::allowed},

@@ -24,6 +24,8 @@ enum class grant : std::uint8_t {
   latin1_encode,  // _codecs.encode: only as (text, 'latin1'), the bytes of protocols 0-2
   get_attribute,  // builtins.getattr: only as getattr(allowed global, 'name'), judged as
                   // the dotted name, which is how protocols 0-3 reach a nested class
+  partial,        // functools.partial: only of an allowed class's __new__, how protocols
+                  // 2-3 write an object whose __getnewargs_ex__ has keyword arguments
 };
 
 enum class ext_mode : std::uint8_t { deny, allow, listed };
