@@ -688,11 +688,9 @@ bool judge::step(const opcode_at& o) {
       const std::array<std::uint32_t, 3> elements{t.first, t.pos, a_value};
       std::span<const std::uint32_t> items;
       if (t.what == kind::tuple) items = std::span(elements).first(t.count);
-      const bool conditional = objects_[a].what == kind::getter ||
-                               (objects_[a].what == kind::global && objects_[a].how != grant::allowed);
       // func(*args): the conditions need the arguments, which only a tuple
       // made here shows.
-      if (conditional && t.what != kind::tuple)
+      if (conditional(objects_[a]) && t.what != kind::tuple)
         return refuse(pos, "a call", "arguments that are not a tuple made in this message");
       if (!call(pos, a, items, b)) return false;
       stack_.back() = b;
