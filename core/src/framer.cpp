@@ -7,25 +7,21 @@
 #include <cstring>
 
 #include "pickleway/python_repr.hpp"
+#include "text_arguments.hpp"
 
 namespace pickleway {
 namespace {
 
 // What the framer does with an opcode besides stepping over it.
 enum class action : std::uint8_t {
-  invalid,       // the byte is no opcode
-  plain,         // changes the stack in a way the framer does not follow
-  keep,          // leaves the stack alone
+  invalid,  // the byte is no opcode
+  plain,    // nothing: the framer does not follow the stack
   stop,
   proto,
   frame,
-  push_string,   // a UTF-8 string constant (STACK_GLOBAL operand candidate)
-  push_text,     // UNICODE: a constant when it holds no escape
   memoize,
   put,
   get,
-  global,        // GLOBAL, INST: module and name as two text lines
-  stack_global,
 };
 
 constexpr action action_of(op code) {
@@ -33,15 +29,22 @@ constexpr action action_of(op code) {
     case op::STOP: return action::stop;
     case op::PROTO: return action::proto;
     case op::FRAME: return action::frame;
-    case op::SHORT_BINUNICODE: case op::BINUNICODE: case op::BINUNICODE8:
-      return action::push_string;
-    case op::UNICODE: return action::push_text;
     case op::MEMOIZE: return action::memoize;
     case op::PUT: case op::BINPUT: case op::LONG_BINPUT: return action::put;
     case op::GET: case op::BINGET: case op::LONG_BINGET: return action::get;
-    case op::GLOBAL: case op::INST: return action::global;
-    case op::STACK_GLOBAL: return action::stack_global;
     default: return action::plain;
+  }
+}
+
+constexpr std::uint8_t features_of(op code) {
+  switch (code) {
+    case op::GLOBAL: case op::STACK_GLOBAL: return feature_imports;
+    case op::INST: return feature_imports | feature_calls;
+    case op::EXT1: case op::EXT2: case op::EXT4: return feature_extensions;
+    case op::PERSID: case op::BINPERSID: return feature_persistent_ids;
+    case op::REDUCE: case op::BUILD: case op::NEWOBJ: case op::NEWOBJ_EX: case op::OBJ:
+      return feature_calls;
+    default: return 0;
   }
 }
 
@@ -78,11 +81,12 @@ constexpr shape shape_of(layout lay, int width) {
 struct alignas(8) step {
   arg_kind arg = arg_kind::none;
   action act = action::invalid;
-  std::uint8_t proto = 0;
   layout lay = layout::fixed;
   std::uint8_t width = 0;  // of a fixed argument (0: none), or of a length prefix
-  std::uint8_t proto_bit = 0;  // 1 << proto
   shape form = shape::slow;
+  // 1 << proto, and the opcode's message_feature bits << 8: what reading
+  // it adds to framer::seen_, with one OR.
+  std::uint16_t seen = 0;
 };
 
 constexpr std::array<step, 256> steps = [] {
@@ -90,19 +94,19 @@ constexpr std::array<step, 256> steps = [] {
   for (const auto& row : opcode_table) {
     const int prefix = length_prefix_width(row.arg);
     const layout lay = prefix ? layout::prefixed : is_text(row.arg) ? layout::text : layout::fixed;
-    s[static_cast<std::uint8_t>(row.code)] = {
-        row.arg, action_of(row.code), row.proto, lay,
-        static_cast<std::uint8_t>(prefix ? prefix : fixed_width(row.arg)),
-        static_cast<std::uint8_t>(1u << row.proto)};
     const action act = action_of(row.code);
     step& st = s[static_cast<std::uint8_t>(row.code)];
+    st = {row.arg, act, lay, static_cast<std::uint8_t>(prefix ? prefix : fixed_width(row.arg)),
+          shape::slow,
+          static_cast<std::uint16_t>((1u << row.proto) | (unsigned{features_of(row.code)} << 8))};
     if ((lay == layout::fixed || (lay == layout::prefixed && !has_signed_length(row.arg))) &&
-        (act == action::plain || act == action::keep || act == action::push_string ||
-         act == action::memoize))
+        (act == action::plain || act == action::memoize))
       st.form = shape_of(lay, st.width);
   }
   return s;
 }();
+
+constexpr int protocol_bits = 0xFF;
 
 // A length prefix: 1, 4 or 8 bytes, little-endian, loaded with memcpy (one
 // instruction) where the host's order is the pickle's.
@@ -120,69 +124,15 @@ std::uint64_t load_length(const std::uint8_t* p, int width) {
   return v;
 }
 
-std::uint64_t load_le(const std::uint8_t* p, int width) {
-  std::uint64_t v = 0;
-  for (int i = width - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-
 bool is_protocol_marker(const std::uint8_t* p) {
   return p[0] == static_cast<std::uint8_t>(op::PROTO) && p[1] >= 2 &&
          p[1] <= highest_protocol;
 }
 
-// A text argument without its '\n' and an optional '\r' before it (a CRLF
-// writer's; the newline filter removes it, the framer must not choke on it).
+// A text argument without its '\n' and the '\r' of a CRLF writer.
 std::string_view text_line(const std::uint8_t* begin, const std::uint8_t* nl) {
-  std::string_view s(reinterpret_cast<const char*>(begin),
-                     static_cast<std::size_t>(nl - begin));
-  if (!s.empty() && s.back() == '\r') s.remove_suffix(1);
-  return s;
-}
-
-bool is_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(),
-                                   [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::string_view strip_sign(std::string_view s) {
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
-  return s;
-}
-
-// Whether a text argument reads as CPython reads it.
-bool text_argument_is_valid(arg_kind kind, std::string_view s) {
-  switch (kind) {
-    case arg_kind::decimalnl_short:
-      return is_digits(strip_sign(s));
-    case arg_kind::decimalnl_long:
-      if (!s.empty() && s.back() == 'L') s.remove_suffix(1);
-      return is_digits(strip_sign(s));
-    case arg_kind::floatnl: {
-      const std::string_view body = s.substr(!s.empty() && s[0] == '+');
-      double value;
-      const auto [end, ec] =
-          std::from_chars(body.data(), body.data() + body.size(), value);
-      // Out of range still reads in Python (as inf or 0.0).
-      return end == body.data() + body.size() &&
-             (ec == std::errc{} || ec == std::errc::result_out_of_range) &&
-             !body.empty();
-    }
-    case arg_kind::stringnl:
-      return s.size() >= 2 && (s[0] == '\'' || s[0] == '"') && s.back() == s[0];
-    case arg_kind::stringnl_noescape:  // PERSID: CPython requires ASCII
-      return std::all_of(s.begin(), s.end(),
-                         [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-    default:
-      return true;
-  }
-}
-
-// A memo key written in text (GET, PUT).
-bool parse_memo_key(std::string_view s, std::uint64_t& key) {
-  if (!is_digits(s)) return false;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), key);
-  return ec == std::errc{} && end == s.data() + s.size();
+  return without_cr(
+      {reinterpret_cast<const char*>(begin), static_cast<std::size_t>(nl - begin)});
 }
 
 }  // namespace
@@ -246,17 +196,12 @@ frame_status framer::start_message(bytes_view data) {
 
 void framer::reset_message() {
   pos_ = scan_from_ = pair_split_ = frame_end_ = 0;
-  max_proto_ = 0;
+  seen_ = 0;
   declared_proto_ = -1;
-  top_[0] = top_[1] = unknown_value;
   memo_.clear();
   if (!sparse_memo_.empty()) sparse_memo_.clear();
   memo_count_ = 0;
-  globals_.clear();
-  info_.opcode_count = 0;
   info_.undefined_memo_uses = 0;
-  info_.first_undefined_memo_use.reset();
-  info_.globals.clear();
   info_.line_ends.clear();
   info_.frames.clear();
 }
@@ -267,11 +212,8 @@ void framer::reset_message() {
 // of its own so that its few variables get registers: in parse() they are
 // spilled to the stack, adding a store-to-load delay to every opcode.
 std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
-                         std::size_t& opcode_count, unsigned& protocols) {
-  std::size_t count = opcode_count;
-  unsigned protos = protocols;
-  // The two topmost stack values, kept in registers while in the loop.
-  memo_slot top0 = top_[0], top1 = top_[1];
+                         unsigned& seen) {
+  unsigned bits = seen;
   while (pos < bound) {
     const step s = steps[base[pos]];
     std::size_t arg = pos + 1;
@@ -304,24 +246,15 @@ std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t 
     if (end > bound) break;
     // MEMOIZE's key is the count so far: the next dense slot, but for a
     // message that PUT keys out of order (the general code sorts it out).
-    if (s.act == action::memoize && memo_count_ != memo_.size()) break;
-    ++count;
-    protos |= s.proto_bit;
-    if (s.act == action::push_string) {
-      top1 = top0;
-      top0 = {static_cast<std::uint32_t>(arg), static_cast<std::uint32_t>(end - arg)};
-    } else if (s.act == action::memoize) {
-      memo_.push_back(top0);
+    if (s.act == action::memoize) {
+      if (memo_count_ != memo_.size()) break;
+      memo_.push_back(1);
       ++memo_count_;
-    } else if (s.act == action::plain) {
-      top0 = top1 = unknown_value;
     }
+    bits |= s.seen;
     pos = end;
   }
-  top_[0] = top0;
-  top_[1] = top1;
-  opcode_count = count;
-  protocols = protos;
+  seen = bits;
   return pos;
 }
 
@@ -330,11 +263,9 @@ frame_status framer::parse(bytes_view data) {
   const std::size_t size = data.size();
   const std::size_t max = options_.max_message;
   std::size_t pos = pos_;
-  std::size_t count = info_.opcode_count;
-  // The protocols of the opcodes read, as a bit set: cheaper per opcode than
-  // a running max.
-  unsigned protos = 1u << max_proto_;
-  const auto max_proto = [&] { return static_cast<int>(std::bit_width(protos)) - 1; };
+  // The protocols and features of the opcodes read, as bits: a protocol
+  // bit set is cheaper per opcode than a running max.
+  unsigned seen = seen_;
   const std::size_t limit = std::min(size, max);
   // end <= bound means the opcode is wholly in `data`, within max_message,
   // and does not cross the end of the current FRAME: one test per opcode.
@@ -350,8 +281,7 @@ frame_status framer::parse(bytes_view data) {
   // loop's variables by reference keeps them in memory, not registers.
   const auto need = [&](std::size_t total) {
     pos_ = pos;
-    info_.opcode_count = count;
-    max_proto_ = max_proto();
+    seen_ = seen;
     return need_bytes(data, total);
   };
   // Finds the '\n' ending a text line that starts at `from`.
@@ -362,7 +292,7 @@ frame_status framer::parse(bytes_view data) {
   };
 
   for (;;) {
-    if (pos < fast_bound) pos = skim(base, pos, bound, count, protos);
+    if (pos < fast_bound) pos = skim(base, pos, bound, seen);
 
     // Bytes past max_message are never read, so the error a stream gets
     // does not depend on how much of it the caller had at hand.
@@ -438,16 +368,14 @@ frame_status framer::parse(bytes_view data) {
       bound = limit;  // the FRAME has ended
       fast_bound = fast ? bound : 0;
     }
-    ++count;
-    protos |= s.proto_bit;
+    seen |= s.seen;
 
-    std::size_t split = 0;  // start of a pair's second line
     if (s.lay == layout::text) {
-      split = pair_split_;
+      const std::size_t split = pair_split_;  // start of a pair's second line
       scan_from_ = pair_split_ = 0;
       if (s.arg == arg_kind::stringnl_noescape_pair) {
         info_.line_ends.push_back(static_cast<std::uint32_t>(split - 1));
-      } else if (!text_argument_is_valid(s.arg, text_line(base + arg, base + end - 1))) {
+      } else if (!detail::text_argument_is_valid(s.arg, text_line(base + arg, base + end - 1))) {
         pos_ = pos;
         return reject(data, errc::bad_text_argument, pos, code,
                       preview(data.subspan(arg, end - arg)));
@@ -457,21 +385,17 @@ frame_status framer::parse(bytes_view data) {
 
     switch (s.act) {
       case action::invalid:
-      case action::keep:
-        break;
       case action::plain:
-        top_[0] = top_[1] = unknown_value;
         break;
       case action::stop:
-        info_.opcode_count = count;
-        max_proto_ = max_proto();
+        seen_ = seen;
         if (frame_end_ > end) {
           pos_ = pos;
           return reject(data, errc::frame_misaligned, pos, code,
                         "the message ends inside the FRAME that ends at " +
                             std::to_string(frame_end_));
         }
-        return complete(data, end);
+        return complete(end);
       case action::proto:
         if (base[arg] > highest_protocol) {
           pos_ = pos;
@@ -487,7 +411,7 @@ frame_status framer::parse(bytes_view data) {
                         "a FRAME begins inside the FRAME that ends at " +
                             std::to_string(frame_end_));
         }
-        const std::uint64_t length = load_le(base + arg, 8);
+        const std::uint64_t length = detail::load_le(base + arg, 8);
         if (length > max - end) return need(max + 1);
         frame_end_ = end + static_cast<std::size_t>(length);
         bound = std::min(limit, frame_end_);
@@ -495,21 +419,10 @@ frame_status framer::parse(bytes_view data) {
         info_.frames.push_back(static_cast<std::uint32_t>(pos));
         break;
       }
-      case action::push_string:
-        push_value({static_cast<std::uint32_t>(arg), static_cast<std::uint32_t>(end - arg)});
-        break;
-      case action::push_text: {
-        const std::string_view text = text_line(base + arg, base + end - 1);
-        const bool escaped = text.find('\\') != std::string_view::npos;
-        push_value(escaped ? unknown_value
-                           : memo_slot{static_cast<std::uint32_t>(arg),
-                                       static_cast<std::uint32_t>(text.size())});
-        break;
-      }
       case action::memoize:
         // MEMOIZE keys are the count so far: the next dense slot, always.
         if (memo_count_ == memo_.size()) {
-          memo_.push_back(top_[0]);
+          memo_.push_back(1);
           ++memo_count_;
         } else {
           define_memo(memo_count_);
@@ -519,100 +432,60 @@ frame_status framer::parse(bytes_view data) {
       case action::get: {
         std::uint64_t key;
         if (s.arg == arg_kind::decimalnl_short) {
-          if (!parse_memo_key(text_line(base + arg, base + end - 1), key)) {
+          if (!detail::parse_memo_key(text_line(base + arg, base + end - 1), key)) {
             pos_ = pos;
             return reject(data, errc::bad_text_argument, pos, code,
                           preview(data.subspan(arg, end - arg)));
           }
         } else {
-          key = load_le(base + arg, fixed_width(s.arg));
+          key = detail::load_le(base + arg, fixed_width(s.arg));
         }
         if (s.act == action::put) {
           define_memo(key);
-        } else if (!use_memo(key, pos)) {
+        } else if (!use_memo(key)) {
           pos_ = pos;
-          info_.opcode_count = count;
           return reject(data, errc::undefined_memo, pos, code,
                         "memo key " + std::to_string(key) +
                             "; was the Pickler reused without clear_memo()?");
         }
         break;
       }
-      case action::global: {
-        const std::string_view module = text_line(base + arg, base + split - 1);
-        const std::string_view name = text_line(base + split, base + end - 1);
-        globals_.push_back(
-            {static_cast<std::uint32_t>(pos), static_cast<op>(code),
-             {static_cast<std::uint32_t>(arg), static_cast<std::uint32_t>(module.size())},
-             {static_cast<std::uint32_t>(split), static_cast<std::uint32_t>(name.size())}});
-        top_[0] = top_[1] = unknown_value;
-        break;
-      }
-      case action::stack_global:
-        globals_.push_back({static_cast<std::uint32_t>(pos), op::STACK_GLOBAL, top_[1], top_[0]});
-        top_[0] = top_[1] = unknown_value;
-        break;
     }
     pos = end;
   }
 }
 
-void framer::push_value(memo_slot value) {
-  top_[1] = top_[0];
-  top_[0] = value;
-}
-
 void framer::define_memo(std::uint64_t key) {
   // Keys arrive in order from MEMOIZE and from Python's PUTs; a key far
-  // beyond the dense range (hand-made or hostile) goes to the sparse map so
+  // beyond the dense range (hand-made or hostile) goes to the sparse set so
   // that one opcode cannot make the framer allocate a huge array.
   constexpr std::uint64_t dense_reach = 4096;
-  const memo_slot value = top_[0];
   if (key < memo_.size()) {
-    memo_count_ += memo_[key].length == memo_undefined;
-    memo_[key] = value;
+    memo_count_ += memo_[key] == 0;
+    memo_[key] = 1;
   } else if (key < memo_.size() + dense_reach) {
-    memo_.resize(static_cast<std::size_t>(key), memo_slot{0, memo_undefined});
-    memo_.push_back(value);
+    memo_.resize(static_cast<std::size_t>(key), 0);
+    memo_.push_back(1);
     ++memo_count_;
   } else {
-    memo_count_ += sparse_memo_.insert_or_assign(key, value).second;
+    memo_count_ += sparse_memo_.insert(key).second;
   }
 }
 
-bool framer::use_memo(std::uint64_t key, std::size_t at) {
-  memo_slot value{0, memo_undefined};
-  if (key < memo_.size()) {
-    value = memo_[key];
-  } else if (!sparse_memo_.empty()) {
-    if (const auto it = sparse_memo_.find(key); it != sparse_memo_.end())
-      value = it->second;
-  }
-  if (value.length == memo_undefined) {
-    if (++info_.undefined_memo_uses == 1)
-      info_.first_undefined_memo_use = memo_use{static_cast<std::uint32_t>(at), key};
-    if (options_.memo == memo_policy::error) return false;
-    value = unknown_value;
-  }
-  push_value(value);
-  return true;
+bool framer::use_memo(std::uint64_t key) {
+  const bool defined = key < memo_.size() ? memo_[key] != 0
+                                          : !sparse_memo_.empty() && sparse_memo_.contains(key);
+  if (defined) return true;
+  ++info_.undefined_memo_uses;
+  return options_.memo != memo_policy::error;
 }
 
-frame_status framer::complete(bytes_view data, std::size_t size) {
-  const auto view = [&](memo_slot s) {
-    return std::string_view(reinterpret_cast<const char*>(data.data()) + s.offset, s.length);
-  };
-  const auto is_string = [](memo_slot s) { return s.length < memo_not_string; };
-  for (const pending_global& g : globals_) {
-    const bool resolved = is_string(g.module) && is_string(g.name);
-    info_.globals.push_back({g.offset, g.opcode, resolved,
-                             resolved ? view(g.module) : std::string_view{},
-                             resolved ? view(g.name) : std::string_view{}});
-  }
+frame_status framer::complete(std::size_t size) {
   info_.stream_offset = stream_offset_;
   info_.size = size;
-  info_.protocol = declared_proto_ >= 0 ? declared_proto_ : max_proto_;
-  info_.memo_defined = memo_count_;
+  const int highest = static_cast<int>(std::bit_width(seen_ & protocol_bits)) - 1;
+  info_.protocol = declared_proto_ >= 0 ? declared_proto_ : highest;
+  info_.features = static_cast<std::uint8_t>(seen_ >> 8);
   protocol01_stream_ = !info_.starts_with_proto;
   stream_offset_ += size;
   in_message_ = false;

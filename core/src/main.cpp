@@ -21,7 +21,7 @@ constexpr std::string_view usage =
     "usage: pickleway run CONFIG.yaml [--session NAME]... [--stats SECONDS] [--plugin-path DIR]...\n"
     "       pickleway check CONFIG.yaml [--plugin-path DIR]...\n"
     "       pickleway plugins [--plugin-path DIR]...\n"
-    "       pickleway dis [FILE|-]\n";
+    "       pickleway dis [FILE|-] [--max-message SIZE]\n";
 
 int bad_usage(std::string_view why) {
   std::cerr << "pickleway: " << why << "\n" << usage;
@@ -34,6 +34,7 @@ struct command_line {
   std::vector<std::string> plugin_path;
   std::vector<std::string> sessions;
   std::optional<double> stats_seconds;
+  std::optional<std::string> max_message;
 };
 
 std::optional<command_line> parse(int argc, char** argv, std::string& error) {
@@ -45,7 +46,7 @@ std::optional<command_line> parse(int argc, char** argv, std::string& error) {
       if (i + 1 >= argc) return nullptr;
       return argv[++i];
     };
-    if (arg == "--plugin-path" || arg == "--session" || arg == "--stats") {
+    if (arg == "--plugin-path" || arg == "--session" || arg == "--stats" || arg == "--max-message") {
       const char* v = value();
       if (!v) {
         error = std::string(arg) + " needs a value";
@@ -53,6 +54,7 @@ std::optional<command_line> parse(int argc, char** argv, std::string& error) {
       }
       if (arg == "--plugin-path") c.plugin_path.emplace_back(v);
       if (arg == "--session") c.sessions.emplace_back(v);
+      if (arg == "--max-message") c.max_message = v;
       if (arg == "--stats") {
         char* end = nullptr;
         const double s = std::strtod(v, &end);
@@ -163,14 +165,22 @@ int run_run(const command_line& c) {
 int run_dis(const command_line& c) {
   if (c.positional.size() > 1) return bad_usage("dis takes at most one FILE");
   const std::string path = c.positional.empty() ? "-" : c.positional[0];
+  std::uint64_t max_message = dis_default_max_message;
+  if (c.max_message) {
+    const auto size = parse_size(*c.max_message);
+    if (!size || *size == 0)
+      return bad_usage("--max-message needs a size: bytes, or a number with KiB, MiB or GiB, not '" +
+                       *c.max_message + "'");
+    max_message = std::min(*size, largest_max_message);  // message offsets are 32-bit
+  }
   std::ios::sync_with_stdio(false);
-  if (path == "-") return disassemble_stream(std::cin, std::cout, std::cerr);
+  if (path == "-") return disassemble_stream(std::cin, std::cout, std::cerr, max_message);
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     std::cerr << "pickleway dis: cannot open " << path << ": " << std::strerror(errno) << "\n";
     return 2;
   }
-  return disassemble_stream(file, std::cout, std::cerr);
+  return disassemble_stream(file, std::cout, std::cerr, max_message);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <new>
 
 #include <pickleway/plugin.hpp>
 
@@ -19,8 +20,9 @@ namespace lg = pickleway::log;
 
 constexpr std::size_t default_queue = 1024;
 constexpr std::size_t default_hex_limit = 256;
+constexpr std::size_t default_max_record = std::size_t{1} << 20;
 // Messages up to this size are copied for the writer thread, which inspects
-// them; a larger one is inspected on the event loop, where the framer skips
+// them; a larger one is inspected on the event loop, where the walk skips
 // its payloads, rather than copied (and `dis` copies every message anyway).
 constexpr std::size_t copy_limit = std::size_t{64} << 10;
 
@@ -35,6 +37,8 @@ constexpr option_spec log_options[] = {
     {"hex", option_type::boolean, false, "add a hex dump of each message"},
     {"hex_limit", option_type::size, false,
      "bytes of each message the hex dump shows (default 256)"},
+    {"max_record", option_type::size, false,
+     "a record longer than this is cut, ending in \u2026truncated (default 1MiB, at least 256 bytes)"},
     {"queue", option_type::integer, false,
      "records waiting for the writer thread; more are dropped and counted (default 1024)"},
 };
@@ -79,7 +83,19 @@ class log_filter final : public filter {
     }
   }
 
+  // The log only observes: a record it cannot get the memory for is
+  // dropped and counted, and the message goes on.
   filter_result on_message(direction d, message& m, std::string&) override {
+    try {
+      log_message(d, m);
+    } catch (const std::bad_alloc&) {
+      ++dropped_;
+    }
+    return filter_result::pass;
+  }
+
+ private:
+  void log_message(direction d, const message& m) {
     const bytes_view bytes = m.bytes();
     lg::record r;
     r.time = std::chrono::system_clock::now();
@@ -96,10 +112,8 @@ class log_filter final : public filter {
       kept = bytes.first(std::min(bytes.size(), hex_limit_));
     }
     if (!writer_->push(std::move(r), kept)) ++dropped_;
-    return filter_result::pass;
   }
 
- private:
   std::shared_ptr<lg::writer> writer_;
   const bool dis_;
   const std::size_t hex_limit_;  // bytes of a large message the record keeps
@@ -128,6 +142,7 @@ class log_factory final : public filter_factory {
                        " format=" + (f.form == lg::format::jsonl ? "jsonl" : "text");
     if (f.dis) text += " dis";
     if (f.hex) text += " hex hex_limit=" + std::to_string(f.hex_limit);
+    text += " max_record=" + std::to_string(f.max_record);
     return text + " queue=" + std::to_string(options_.max_records);
   }
 
@@ -187,6 +202,14 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
     return nullptr;
   }
   o.format.hex_limit = static_cast<std::size_t>(hex_limit);
+  const std::int64_t max_record =
+      values.get_integer("max_record").value_or(static_cast<std::int64_t>(default_max_record));
+  if (max_record < static_cast<std::int64_t>(lg::smallest_max_record)) {
+    error = {"max_record", "log: max_record must be at least " +
+                               std::to_string(lg::smallest_max_record) + " bytes"};
+    return nullptr;
+  }
+  o.format.max_record = static_cast<std::size_t>(max_record);
   const std::int64_t queue =
       values.get_integer("queue").value_or(static_cast<std::int64_t>(default_queue));
   if (queue < 1) {

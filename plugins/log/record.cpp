@@ -46,10 +46,16 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
 }
 
 // A JSON string: control characters escaped, bytes that are not UTF-8 (a
-// global's name is whatever the pickle says) replaced by U+FFFD.
-void append_json(std::string& out, std::string_view s) {
+// global's name is whatever the pickle says) replaced by U+FFFD. Past
+// `limit` bytes of escaped text, the string ends in truncated_marker.
+void append_json(std::string& out, std::string_view s, std::size_t limit = SIZE_MAX) {
   out += '"';
+  const std::size_t end = limit > SIZE_MAX - out.size() ? SIZE_MAX : out.size() + limit;
   for (std::size_t i = 0; i < s.size();) {
+    if (out.size() >= end) {
+      out += truncated_marker;
+      break;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       const std::size_t n = utf8_sequence(s, i);
@@ -98,12 +104,26 @@ void append_text_field(std::string& out, std::string_view s) {
   }
 }
 
-// pickletools.dis's text, then "error: WHY" when pickletools would stop.
-std::string disassembly(bytes_view message) {
-  std::string text;
-  const std::string why = disassemble_message(message, text);
-  if (!why.empty()) text += "error: " + why + "\n";
-  return text;
+// pickletools.dis's text, then "error: WHY" when pickletools would stop;
+// at most about `limit` bytes, ending in truncated_marker when cut.
+std::string disassembly(bytes_view message, std::size_t limit) {
+  dis_text dis = disassemble_message(message, limit);
+  if (dis.truncated) {
+    dis.text += truncated_marker;
+    dis.text += '\n';
+  } else if (!dis.problem.empty()) {
+    dis.text += "error: " + dis.problem + "\n";
+  }
+  return std::move(dis.text);
+}
+
+// Cuts `out` back to `end` (at a UTF-8 character's start) and ends it in
+// truncated_marker and a newline.
+void cut_text(std::string& out, std::size_t end) {
+  while (end > 0 && (static_cast<unsigned char>(out[end]) & 0xC0) == 0x80) --end;
+  out.resize(end);
+  out += truncated_marker;
+  out += '\n';
 }
 
 void append_number(std::string& out, std::uint64_t n) {
@@ -164,8 +184,18 @@ void record_formatter::append_time(std::string& out, std::chrono::system_clock::
   out += 'Z';
 }
 
+std::size_t record_formatter::room(const std::string& out, std::size_t start,
+                                  std::size_t reserve) const {
+  const std::size_t used = out.size() - start + reserve;
+  return used < options_.max_record ? options_.max_record - used : 0;
+}
+
 void record_formatter::append_jsonl(std::string& out, const record& r, bytes_view kept,
                                     const message_facts& facts) {
+  const std::size_t start = out.size();
+  // What the fields after a cut one need at least: `,"error":null`,
+  // `,"dis":""`, `,"hex":""`, a marker and the closing `}`.
+  const std::size_t reserve = 48 + 2 * truncated_marker.size();
   out += "{\"ts\":\"";
   append_time(out, r.time);
   out += "\",\"session\":";
@@ -194,27 +224,37 @@ void record_formatter::append_jsonl(std::string& out, const record& r, bytes_vie
   if (facts.type.empty()) {
     out += "null";
   } else {
-    append_json(out, facts.type);
+    append_json(out, facts.type, room(out, start, reserve));
   }
   out += ",\"globals\":[";
   for (std::size_t i = 0; i < facts.globals.size(); ++i) {
     if (i) out += ',';
-    append_json(out, facts.globals[i]);
+    const std::string& name = facts.globals[i];
+    if (name.size() + 2 > room(out, start, reserve)) {
+      append_json(out, truncated_marker);  // the list is cut here
+      break;
+    }
+    append_json(out, name);
   }
   out += "],\"error\":";
   if (facts.error.empty()) {
     out += "null";
   } else {
-    append_json(out, facts.error);
+    append_json(out, facts.error, room(out, start, reserve));
   }
   if (options_.dis) {
     out += ",\"dis\":";
-    append_json(out, disassembly(kept));
+    // JSON escapes each line's '\n' as two bytes: an eighth to spare keeps
+    // the cut where the disassembly made it.
+    const std::size_t limit = room(out, start, reserve);
+    append_json(out, disassembly(kept, limit - limit / 8), limit);
   }
   if (options_.hex) {
     out += ",\"hex\":\"";
-    for (const std::uint8_t b : kept.first(std::min(kept.size(), options_.hex_limit)))
-      append_hex_byte(out, b);
+    const bytes_view shown = kept.first(std::min(kept.size(), options_.hex_limit));
+    const std::size_t limit = room(out, start, reserve) / 2;
+    for (const std::uint8_t b : shown.first(std::min(shown.size(), limit))) append_hex_byte(out, b);
+    if (shown.size() > limit) out += truncated_marker;
     out += '"';
   }
   out += "}\n";
@@ -222,6 +262,7 @@ void record_formatter::append_jsonl(std::string& out, const record& r, bytes_vie
 
 void record_formatter::append_text(std::string& out, const record& r, bytes_view kept,
                                    const message_facts& facts) {
+  const std::size_t start = out.size();
   append_time(out, r.time);
   out += ' ';
   append_text_field(out, r.from->session);
@@ -260,7 +301,7 @@ void record_formatter::append_text(std::string& out, const record& r, bytes_view
   }
   out += '\n';
   if (options_.dis) {
-    const std::string text = disassembly(kept);
+    const std::string text = disassembly(kept, room(out, start, 0));
     for (std::size_t begin = 0; begin < text.size();) {
       const std::size_t end = std::min(text.find('\n', begin), text.size());
       out += "    ";
@@ -269,7 +310,13 @@ void record_formatter::append_text(std::string& out, const record& r, bytes_view
       begin = end + 1;
     }
   }
-  if (options_.hex) append_hex_dump(out, kept.first(std::min(kept.size(), options_.hex_limit)), r.size);
+  if (options_.hex) {
+    // 16 bytes a line of 79 characters: no more than the record has room for.
+    const std::size_t fits = (room(out, start, 0) / 79 + 1) * 16;
+    append_hex_dump(out, kept.first(std::min({kept.size(), options_.hex_limit, fits})), r.size);
+  }
+  if (out.size() - start > options_.max_record)
+    cut_text(out, start + options_.max_record - truncated_marker.size() - 1);
 }
 
 void record_formatter::append(std::string& out, const record& r, bytes_view kept,

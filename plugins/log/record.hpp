@@ -58,11 +58,19 @@ struct record {
 
 enum class format : std::uint8_t { text, jsonl };
 
+// The marker a record cut at max_record ends with.
+inline constexpr std::string_view truncated_marker = "\xe2\x80\xa6truncated";  // U+2026
+// The least max_record: room for a record's fixed fields and the marker.
+inline constexpr std::size_t smallest_max_record = 256;
+
 struct format_options {
   log::format form = format::text;
   bool dis = false;
   bool hex = false;
   std::size_t hex_limit = 256;
+  // A record longer than this is cut, ending in truncated_marker: jsonl
+  // inside the string or list it cut, so it stays one JSON object.
+  std::size_t max_record = std::size_t{1} << 20;
 };
 
 // Formats records; one per writer thread, as it keeps state from record
@@ -77,6 +85,9 @@ class record_formatter {
 
  private:
   void append_time(std::string& out, std::chrono::system_clock::time_point t);
+  // What the record that began at `start` may still add to `out`, keeping
+  // `reserve` bytes for what must follow.
+  std::size_t room(const std::string& out, std::size_t start, std::size_t reserve) const;
   void append_jsonl(std::string& out, const record& r, bytes_view kept, const message_facts& facts);
   void append_text(std::string& out, const record& r, bytes_view kept, const message_facts& facts);
 

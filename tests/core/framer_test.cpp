@@ -56,7 +56,6 @@ TEST_CASE("the framer splits a stream at each STOP opcode, whatever the chunking
   CHECK(r.messages[0].protocol == 0);
   CHECK(r.messages[1].protocol == 2);
   CHECK(r.messages[2].protocol == 1);
-  CHECK(r.messages[2].opcode_count == 7);
 }
 
 TEST_CASE("fixed-width and length-prefixed arguments are stepped over, never read as opcodes") {
@@ -72,7 +71,6 @@ TEST_CASE("fixed-width and length-prefixed arguments are stepped over, never rea
     msg += payload + "."s;
     const auto r = feed({}, view(msg), whole());
     CHECK(sizes(r) == std::vector<std::size_t>{msg.size()});
-    CHECK(r.messages[0].opcode_count == 3);
   }
   SUBCASE("LONG1 and LONG4") {
     const std::string msg = "\x80\x02\x8a\x02.\x01\x8b\x01\x00\x00\x00.\x86."s;
@@ -96,47 +94,21 @@ TEST_CASE("a CRLF writer's text arguments still frame") {
   const auto r = frame(msg);
   REQUIRE(r.messages.size() == 1);
   CHECK(r.messages[0].line_ends.size() == 6);
-  REQUIRE(r.messages[0].globals.size() == 1);
-  CHECK(r.messages[0].globals[0].module == "os");
-  CHECK(r.messages[0].globals[0].name == "system");
 }
 
-TEST_CASE("the globals a message imports are reported with their offsets") {
-  SUBCASE("GLOBAL and INST name module and attribute in text") {
-    const auto r = frame("cos\nsystem\n(S'ls'\ntR(icollections\nOrderedDict\n."s);
-    REQUIRE(r.messages.size() == 1);
-    const auto& g = r.messages[0].globals;
-    REQUIRE(g.size() == 2);
-    CHECK(g[0] == framed_global{0, true, "os", "system"});
-    CHECK(g[1].offset == 21);
-    CHECK(g[1].module == "collections");
-    CHECK(g[1].name == "OrderedDict");
-  }
-  SUBCASE("STACK_GLOBAL with string constants, directly and through the memo") {
-    // pickle.dumps(os.system, 4) style, then the module reused via BINGET 0.
-    const std::string msg =
-        "\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x94h\x00\x8c\x04path\x94\x93\x86."s;
+TEST_CASE("the framer says which kinds of opcode that filters judge a message holds") {
+  const auto features = [](const std::string& msg) {
     const auto r = frame(msg);
     REQUIRE(r.messages.size() == 1);
-    const auto& g = r.messages[0].globals;
-    REQUIRE(g.size() == 2);
-    CHECK(g[0] == framed_global{16, true, "os", "system"});
-    CHECK(g[1].module == "os");
-    CHECK(g[1].name == "path");
-    CHECK(r.messages[0].memo_defined == 4);
-  }
-  SUBCASE("STACK_GLOBAL whose operands are computed is reported unresolved") {
-    // The module name comes out of a REDUCE: nothing the framer can know.
-    const std::string msg =
-        "\x80\x04\x8c\x02os\x8c\x05lower\x93\x8c\x02OS\x85R\x8c\x06system\x93."s;
-    const auto r = frame(msg);
-    REQUIRE(r.messages.size() == 1);
-    const auto& g = r.messages[0].globals;
-    REQUIRE(g.size() == 2);
-    CHECK(g[0].resolved);
-    CHECK_FALSE(g[1].resolved);
-    CHECK(g[1].module.empty());
-  }
+    return r.messages[0].features;
+  };
+  CHECK(features("\x80\x04]\x94(K\x01K\x02e."s) == 0);
+  CHECK(features("cos\nsystem\n."s) == feature_imports);
+  CHECK(features("\x80\x04\x8c\x02os\x8c\x06system\x93."s) == feature_imports);
+  CHECK(features("(icollections\nOrderedDict\n."s) == (feature_imports | feature_calls));
+  CHECK(features("\x80\x02\x82\x07)R."s) == (feature_extensions | feature_calls));
+  CHECK(features("Pid\n."s) == feature_persistent_ids);
+  CHECK(features("\x80\x02N\x85}b."s) == feature_calls);
 }
 
 TEST_CASE("a message that reads a memo entry it did not define") {

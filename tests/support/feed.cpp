@@ -17,11 +17,8 @@ chunker random_chunks(std::uint32_t seed, std::size_t largest) {
 namespace {
 
 framed_message copy_out(const message_info& m) {
-  framed_message f{m.stream_offset, m.size, m.protocol, m.opcode_count, m.memo_defined,
-                   m.undefined_memo_uses, {}, m.line_ends, m.frames};
-  for (const auto& g : m.globals)
-    f.globals.push_back({g.offset, g.resolved, std::string(g.module), std::string(g.name)});
-  return f;
+  return {m.stream_offset, m.size,           m.protocol, m.features, m.undefined_memo_uses,
+          m.line_ends,     m.frames};
 }
 
 }  // namespace

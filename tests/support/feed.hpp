@@ -12,22 +12,13 @@
 
 namespace pickleway::test {
 
-struct framed_global {
-  std::uint32_t offset;
-  bool resolved;
-  std::string module, name;
-  bool operator==(const framed_global&) const = default;
-};
-
-// A message_info copied out (its views die with the buffer).
+// A message_info copied out (the framer reuses its own).
 struct framed_message {
   std::uint64_t offset;
   std::size_t size;
   int protocol;
-  std::size_t opcode_count;
-  std::size_t memo_defined;
+  std::uint8_t features;
   std::size_t undefined_memo_uses;
-  std::vector<framed_global> globals;
   std::vector<std::uint32_t> line_ends;
   std::vector<std::uint32_t> frames;
   bool operator==(const framed_message&) const = default;

@@ -1,7 +1,9 @@
 // The framer over any byte stream, fed whole and again in chunks the input
 // chooses, each chunk in a fresh heap block of its exact size (the session's
 // buffer moves bytes too). Both framings must be identical, message for
-// message, and each answer must keep the framer's contract.
+// message, and each answer must keep the framer's contract. Each message it
+// hands out must also be one the walk (pickle_walk.hpp) takes to its STOP,
+// with the same features: the two accept the same messages.
 //
 // Input: one byte of options (on_stray, memo, max_message), one byte N,
 // N % 16 chunk sizes (cycled; 0 means 1), then the stream.
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include <pickleway/framer.hpp>
+#include <pickleway/pickle_walk.hpp>
 
 #include "fuzz_input.hpp"
 
@@ -24,8 +27,8 @@ struct event {
   std::size_t size = 0;      // message or stray size
   errc code = errc::ok;
   int protocol = 0;
-  std::size_t opcode_count = 0, memo_defined = 0, undefined_memo_uses = 0;
-  std::vector<std::string> globals;  // offset, resolved, module and name as text
+  std::uint8_t features = 0;
+  std::size_t undefined_memo_uses = 0;
   std::vector<std::uint32_t> line_ends, frames;
   bool operator==(const event&) const = default;
 };
@@ -46,28 +49,22 @@ event message_event(const framer& f, bytes_view data, std::uint64_t consumed) {
   PICKLEWAY_FUZZ_CHECK(m.size <= f.options().max_message);
   PICKLEWAY_FUZZ_CHECK(m.stream_offset == consumed);
   PICKLEWAY_FUZZ_CHECK(data[m.size - 1] == '.');  // it ends at its STOP
-  PICKLEWAY_FUZZ_CHECK(m.opcode_count > 0 && m.opcode_count <= m.size);
   PICKLEWAY_FUZZ_CHECK(m.protocol >= 0 && m.protocol <= 5);
   event e = plain(frame_status::message, m.stream_offset, m.size);
   e.protocol = m.protocol;
-  e.opcode_count = m.opcode_count;
-  e.memo_defined = m.memo_defined;
+  e.features = m.features;
   e.undefined_memo_uses = m.undefined_memo_uses;
-  PICKLEWAY_FUZZ_CHECK((e.undefined_memo_uses > 0) == m.first_undefined_memo_use.has_value());
   if (f.options().memo == memo_policy::error) PICKLEWAY_FUZZ_CHECK(e.undefined_memo_uses == 0);
   for (const std::uint32_t at : m.line_ends) PICKLEWAY_FUZZ_CHECK(at < m.size && data[at] == '\n');
   for (const std::uint32_t at : m.frames) PICKLEWAY_FUZZ_CHECK(at < m.size && data[at] == 0x95);
-  const auto* begin = reinterpret_cast<const char*>(data.data());
-  const auto inside = [&](std::string_view v) {
-    return v.empty() || (v.data() >= begin && v.data() + v.size() <= begin + m.size);
-  };
-  for (const global_ref& g : m.globals) {
-    PICKLEWAY_FUZZ_CHECK(g.offset < m.size);
-    PICKLEWAY_FUZZ_CHECK(inside(g.module) && inside(g.name));
-    PICKLEWAY_FUZZ_CHECK(g.resolved || (g.module.empty() && g.name.empty()));
-    e.globals.push_back(std::to_string(g.offset) + (g.resolved ? " + " : " - ") +
-                        std::string(g.module) + " " + std::string(g.name));
+  pickle_walk walk(data.first(m.size));
+  std::size_t frames = 0, line_ends = 0;
+  for (pickle_op o; walk.next(o);) {
+    frames += o.code() == op::FRAME;
+    line_ends += is_text(o.info->arg) ? (o.info->arg == arg_kind::stringnl_noescape_pair ? 2 : 1) : 0;
   }
+  PICKLEWAY_FUZZ_CHECK(!walk.failed() && walk.stop_end() == m.size);
+  PICKLEWAY_FUZZ_CHECK(frames == m.frames.size() && line_ends == m.line_ends.size());
   e.line_ends = m.line_ends;
   e.frames = m.frames;
   return e;

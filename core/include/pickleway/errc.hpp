@@ -18,7 +18,10 @@ namespace pickleway {
   X(truncated_message, "stream ended inside a message")                       \
   X(frame_misaligned, "FRAME length does not end on an opcode boundary")      \
   X(undefined_memo, "memo entry used that the message did not define")        \
-  X(stray_bytes, "stray bytes where a message should start")
+  X(stray_bytes, "stray bytes where a message should start")                  \
+  X(stack_underflow, "stack underflow")                                       \
+  X(missing_mark, "no MARK on the stack")                                     \
+  X(out_of_memory, "not enough memory to inspect the message")
 
 enum class errc {
   ok = 0,

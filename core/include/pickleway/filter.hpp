@@ -28,10 +28,17 @@ constexpr std::string_view to_string(direction d) { return d == direction::a_to_
 // One message as a filter sees it.
 class message {
  public:
-  message(bytes_view bytes, std::uint64_t sequence, std::uint64_t offset = 0)
-      : bytes_(bytes), sequence_(sequence), offset_(offset) {}
+  message(bytes_view bytes, std::uint64_t sequence, std::uint64_t offset = 0,
+          const message_info* info = nullptr)
+      : bytes_(bytes), sequence_(sequence), offset_(offset), info_(info) {}
 
   bytes_view bytes() const { return replaced_ ? bytes_view(*replaced_) : bytes_; }
+  // What the endpoint's framer found of bytes(): its protocol, features,
+  // line ends and frames. Null when nobody framed these bytes: the message
+  // came from a length-framed endpoint, or a filter replaced it. A filter
+  // that then needs to know walks the bytes (pickle_walk.hpp); it never
+  // frames a message again.
+  const message_info* info() const { return replaced_ ? nullptr : info_; }
   std::uint64_t sequence() const { return sequence_; }  // 1, 2, ... per direction
   // Where the message's first byte is in its source endpoint's stream (for
   // a length-framed source, its first byte after the length). Offsets into
@@ -47,6 +54,7 @@ class message {
   bytes_view bytes_;
   std::uint64_t sequence_;
   std::uint64_t offset_;
+  const message_info* info_;
   std::optional<std::vector<std::uint8_t>> replaced_;
 };
 

@@ -10,11 +10,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <span>
 #include <string>
-#include <string_view>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "pickleway/errc.hpp"
@@ -42,36 +40,26 @@ struct framer_options {
   memo_policy memo = memo_policy::error;
 };
 
-// A global a message imports (GLOBAL, INST, or STACK_GLOBAL).
-struct global_ref {
-  std::uint32_t offset = 0;  // of the importing opcode, from the message start
-  op opcode = op::GLOBAL;
-  // False for a STACK_GLOBAL whose operands are not string constants the
-  // framer can see (computed at load time): module and name are then empty.
-  bool resolved = false;
-  // Views into the message bytes passed to framer::next().
-  std::string_view module;
-  std::string_view name;
+// Kinds of opcode a message holds, as a set of bits: a filter that has
+// nothing to judge in a message without them (the firewall) need not walk it.
+enum message_feature : std::uint8_t {
+  feature_imports = 1,         // GLOBAL, INST, STACK_GLOBAL
+  feature_extensions = 2,      // EXT1, EXT2, EXT4
+  feature_persistent_ids = 4,  // PERSID, BINPERSID
+  feature_calls = 8,           // REDUCE, BUILD, NEWOBJ, NEWOBJ_EX, OBJ, INST
 };
 
-struct memo_use {
-  std::uint32_t offset = 0;  // of the GET opcode, from the message start
-  std::uint64_t key = 0;
-};
-
-// What a whole message holds, for the filters that follow the framer.
-// Valid after framer::next() returned frame_status::message, until the next
-// call; the string views point into the bytes passed to that call.
+// What the framer found of a whole message, for the filters that follow it
+// (filter.hpp's message::info()). Valid after framer::next() returned
+// frame_status::message, until the next call.
 struct message_info {
   std::uint64_t stream_offset = 0;  // of its first byte
   std::size_t size = 0;
   int protocol = 0;  // PROTO's argument, else the highest protocol of its opcodes
   bool starts_with_proto = false;  // its first opcode is PROTO 2..5
-  std::size_t opcode_count = 0;
-  std::size_t memo_defined = 0;  // distinct memo keys it defines
+  std::uint8_t features = 0;       // message_feature bits
+  // GETs of memo keys the message did not define (counted with memo: allow).
   std::size_t undefined_memo_uses = 0;
-  std::optional<memo_use> first_undefined_memo_use;
-  std::vector<global_ref> globals;
   // Offsets of the '\n' that ends each text argument (GLOBAL and INST have
   // two), for the newline filter; a '\r' before one belongs to the argument.
   std::vector<std::uint32_t> line_ends;
@@ -120,31 +108,21 @@ class framer {
   const framer_options& options() const { return options_; }
 
  private:
-  struct memo_slot {
-    std::uint32_t offset;  // of the string it holds, if any
-    std::uint32_t length;  // or one of the two markers below
-  };
-  static constexpr std::uint32_t memo_undefined = 0xFFFF'FFFF;
-  static constexpr std::uint32_t memo_not_string = 0xFFFF'FFFE;
-  static constexpr memo_slot unknown_value{0, memo_not_string};
-
-
   frame_status parse(bytes_view data);
   std::size_t skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
-                   std::size_t& opcode_count, unsigned& protocols);
+                   unsigned& seen);
   frame_status start_message(bytes_view data);
   frame_status divert_stray(bytes_view data, bool at_end);
   frame_status fail(errc code, std::size_t at, int opcode, std::string detail);
   frame_status want(std::size_t total);
   frame_status need_bytes(bytes_view data, std::size_t total);
-  frame_status complete(bytes_view data, std::size_t size);
+  frame_status complete(std::size_t size);
   void reset_message();
 
   frame_status reject(bytes_view data, errc code, std::size_t at, int opcode,
                       std::string detail);
-  void push_value(memo_slot value);
   void define_memo(std::uint64_t key);
-  bool use_memo(std::uint64_t key, std::size_t at);
+  bool use_memo(std::uint64_t key);
 
   framer_options options_;
   std::uint64_t stream_offset_ = 0;
@@ -159,25 +137,16 @@ class framer {
   std::size_t scan_from_ = 0;     // where the search for '\n' goes on
   std::size_t pair_split_ = 0;    // start of a GLOBAL's second line, once found
   std::size_t frame_end_ = 0;     // end of the current FRAME, 0 when none
-  int max_proto_ = 0;
+  // What the opcodes read so far hold: their protocols (bits 0-5) and
+  // message_feature bits (shifted by 8).
+  unsigned seen_ = 0;
   int declared_proto_ = -1;
 
-  // The two topmost stack values, when they are string constants (for
-  // STACK_GLOBAL); anything else the framer cannot follow makes them unknown.
-  memo_slot top_[2] = {unknown_value, unknown_value};
-  std::vector<memo_slot> memo_;  // dense keys
-  std::unordered_map<std::uint64_t, memo_slot> sparse_memo_;  // far-off keys
+  // Which memo keys the message has defined: dense keys, 1 where defined,
+  // and far-off keys.
+  std::vector<std::uint8_t> memo_;
+  std::unordered_set<std::uint64_t> sparse_memo_;
   std::size_t memo_count_ = 0;
-
-  // Globals found so far, as offsets: the bytes may move between calls, so
-  // the views in info_.globals are made when the message is complete.
-  struct pending_global {
-    std::uint32_t offset;
-    op opcode;
-    memo_slot module;
-    memo_slot name;
-  };
-  std::vector<pending_global> globals_;
 
   message_info info_;
   std::size_t stray_size_ = 0;

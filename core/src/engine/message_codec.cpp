@@ -14,10 +14,11 @@ class pickle_reader final : public message_reader {
 
  private:
   read_step step(frame_status status, bytes_view data) {
-    read_step r{status, 0, {}, {}};
+    read_step r{status, 0, {}, nullptr, {}};
     if (status == frame_status::message) {
       r.consumed = framer_.message().size;
       r.message = data.first(r.consumed);
+      r.info = &framer_.message();
     } else if (status == frame_status::stray) {
       r.consumed = framer_.stray_size();
       r.message = data.first(r.consumed);
@@ -57,12 +58,12 @@ class length_reader final : public message_reader {
     const std::size_t total = header + static_cast<std::size_t>(length);
     if (data.size() < total) return need(total);
     offset_ += total;
-    return {frame_status::message, total, data.subspan(header, total - header), {}};
+    return {frame_status::message, total, data.subspan(header, total - header), nullptr, {}};
   }
 
   read_step finish(bytes_view data) override {
     if (!error_.empty()) return failed();
-    if (data.empty()) return {frame_status::end, 0, {}, {}};
+    if (data.empty()) return {frame_status::end, 0, {}, nullptr, {}};
     error_ = "offset " + std::to_string(offset_ + data.size()) + ": stream ended inside a message (" +
              std::to_string(data.size()) + " bytes lost of a message that began at offset " +
              std::to_string(offset_) + ")";
@@ -80,14 +81,14 @@ class length_reader final : public message_reader {
   }
   read_step need(std::size_t total) {
     wanted_ = total;
-    return {frame_status::need_more, 0, {}, {}};
+    return {frame_status::need_more, 0, {}, nullptr, {}};
   }
   read_step too_large(std::uint64_t length) {
     error_ = "offset " + std::to_string(offset_) + ": message larger than max_message (" +
              std::to_string(length) + " bytes, max_message is " + std::to_string(max_) + ")";
     return failed();
   }
-  read_step failed() const { return {frame_status::error, 0, {}, error_}; }
+  read_step failed() const { return {frame_status::error, 0, {}, nullptr, error_}; }
 
   std::uint64_t max_;
   std::uint64_t offset_ = 0;

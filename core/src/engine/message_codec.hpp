@@ -17,6 +17,8 @@ struct read_step {
   frame_status status = frame_status::need_more;
   std::size_t consumed = 0;  // bytes of the input this step used up
   bytes_view message;        // for frame_status::message
+  // What the framer found of it (pickle framing only); valid until the next call.
+  const message_info* info = nullptr;
   std::string error;         // for frame_status::error: "offset N: cause"
 };
 

@@ -83,7 +83,7 @@ void pump::process() {
       case frame_status::message:
         in_begin_ += s.consumed;
         // A length-framed message's bytes start after its length.
-        deliver(s.message, offset, s.consumed - s.message.size());
+        deliver(s.message, s.info, offset, s.consumed - s.message.size());
         break;
       case frame_status::stray:
         in_begin_ += s.consumed;
@@ -103,13 +103,14 @@ void pump::process() {
   }
 }
 
-void pump::deliver(bytes_view bytes, std::uint64_t offset, std::size_t header) {
+void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t offset,
+                   std::size_t header) {
   if (!to_.stream->can_write()) {
     stop_input(from_.label + ": offset " + std::to_string(offset) + ": a message arrived for " +
                to_.label + ", which has no writing side");
     return;
   }
-  message m(bytes, stats_.messages + stats_.dropped + 1, offset + header);
+  message m(bytes, stats_.messages + stats_.dropped + 1, offset + header, info);
   for (filter* f : chain_) {
     std::string error;
     filter_result result;

@@ -64,7 +64,8 @@ class pump {
   void process();  // buffered input -> output, until the high-water mark
   // `offset`: the stream offset of the message's framing; `header`: how
   // many bytes of framing come before its bytes there.
-  void deliver(bytes_view message, std::uint64_t offset, std::size_t header);
+  void deliver(bytes_view message, const message_info* info, std::uint64_t offset,
+               std::size_t header);
   void stop_input(const std::string& error);
   void finish();
   void make_room();
