@@ -273,12 +273,13 @@ int disassemble_stream(std::istream& in, std::ostream& out, std::ostream& err,
         err << "\n";
         return 1;
       }
-      // need_more: drop what is consumed, then read at least what is wanted.
+      // need_more: drop what is consumed, then read more. The buffer grows
+      // with what arrives, at most doubling, never to a length the stream
+      // only declares.
       offset = splitter.stream_offset();
       buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(start));
       start = 0;
-      const std::size_t want =
-          std::max<std::size_t>(splitter.bytes_wanted(), buffer.size() + 65536);
+      const std::size_t want = std::max(buffer.size() + 65536, 2 * buffer.size());
       const std::size_t old = buffer.size();
       buffer.resize(want);
       in.read(reinterpret_cast<char*>(buffer.data() + old), static_cast<std::streamsize>(want - old));

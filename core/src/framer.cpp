@@ -36,18 +36,6 @@ constexpr action action_of(op code) {
   }
 }
 
-constexpr std::uint8_t features_of(op code) {
-  switch (code) {
-    case op::GLOBAL: case op::STACK_GLOBAL: return feature_imports;
-    case op::INST: return feature_imports | feature_calls;
-    case op::EXT1: case op::EXT2: case op::EXT4: return feature_extensions;
-    case op::PERSID: case op::BINPERSID: return feature_persistent_ids;
-    case op::REDUCE: case op::BUILD: case op::NEWOBJ: case op::NEWOBJ_EX: case op::OBJ:
-      return feature_calls;
-    default: return 0;
-  }
-}
-
 // Where an opcode's argument ends, decided once per byte in `steps` rather
 // than by switches on arg_kind for every opcode.
 enum class layout : std::uint8_t { fixed, prefixed, text };
@@ -84,9 +72,7 @@ struct alignas(8) step {
   layout lay = layout::fixed;
   std::uint8_t width = 0;  // of a fixed argument (0: none), or of a length prefix
   shape form = shape::slow;
-  // 1 << proto, and the opcode's message_feature bits << 8: what reading
-  // it adds to framer::seen_, with one OR.
-  std::uint16_t seen = 0;
+  std::uint8_t proto_bit = 0;  // 1 << proto
 };
 
 constexpr std::array<step, 256> steps = [] {
@@ -97,16 +83,13 @@ constexpr std::array<step, 256> steps = [] {
     const action act = action_of(row.code);
     step& st = s[static_cast<std::uint8_t>(row.code)];
     st = {row.arg, act, lay, static_cast<std::uint8_t>(prefix ? prefix : fixed_width(row.arg)),
-          shape::slow,
-          static_cast<std::uint16_t>((1u << row.proto) | (unsigned{features_of(row.code)} << 8))};
+          shape::slow, static_cast<std::uint8_t>(1u << row.proto)};
     if ((lay == layout::fixed || (lay == layout::prefixed && !has_signed_length(row.arg))) &&
         (act == action::plain || act == action::memoize))
       st.form = shape_of(lay, st.width);
   }
   return s;
 }();
-
-constexpr int protocol_bits = 0xFF;
 
 // A length prefix: 1, 4 or 8 bytes, little-endian, loaded with memcpy (one
 // instruction) where the host's order is the pickle's.
@@ -138,8 +121,11 @@ std::string_view text_line(const std::uint8_t* begin, const std::uint8_t* nl) {
 }  // namespace
 
 std::string framing_error::describe() const {
-  std::string out = "offset " + std::to_string(offset) + ": " +
-                    make_error_code(code).message();
+  return "offset " + std::to_string(offset) + ": " + cause();
+}
+
+std::string framing_error::cause() const {
+  std::string out = make_error_code(code).message();
   if (opcode >= 0) {
     const opcode_info* info = find_opcode(static_cast<std::uint8_t>(opcode));
     char hex[16];
@@ -196,7 +182,7 @@ frame_status framer::start_message(bytes_view data) {
 
 void framer::reset_message() {
   pos_ = scan_from_ = pair_split_ = frame_end_ = 0;
-  seen_ = 0;
+  protocols_ = 0;
   declared_proto_ = -1;
   memo_.clear();
   if (!sparse_memo_.empty()) sparse_memo_.clear();
@@ -212,8 +198,8 @@ void framer::reset_message() {
 // of its own so that its few variables get registers: in parse() they are
 // spilled to the stack, adding a store-to-load delay to every opcode.
 std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
-                         unsigned& seen) {
-  unsigned bits = seen;
+                         unsigned& protocols) {
+  unsigned bits = protocols;
   while (pos < bound) {
     const step s = steps[base[pos]];
     std::size_t arg = pos + 1;
@@ -251,10 +237,10 @@ std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t 
       memo_.push_back(1);
       ++memo_count_;
     }
-    bits |= s.seen;
+    bits |= s.proto_bit;
     pos = end;
   }
-  seen = bits;
+  protocols = bits;
   return pos;
 }
 
@@ -263,9 +249,7 @@ frame_status framer::parse(bytes_view data) {
   const std::size_t size = data.size();
   const std::size_t max = options_.max_message;
   std::size_t pos = pos_;
-  // The protocols and features of the opcodes read, as bits: a protocol
-  // bit set is cheaper per opcode than a running max.
-  unsigned seen = seen_;
+  unsigned protocols = protocols_;  // in a register
   const std::size_t limit = std::min(size, max);
   // end <= bound means the opcode is wholly in `data`, within max_message,
   // and does not cross the end of the current FRAME: one test per opcode.
@@ -281,7 +265,7 @@ frame_status framer::parse(bytes_view data) {
   // loop's variables by reference keeps them in memory, not registers.
   const auto need = [&](std::size_t total) {
     pos_ = pos;
-    seen_ = seen;
+    protocols_ = protocols;
     return need_bytes(data, total);
   };
   // Finds the '\n' ending a text line that starts at `from`.
@@ -292,7 +276,7 @@ frame_status framer::parse(bytes_view data) {
   };
 
   for (;;) {
-    if (pos < fast_bound) pos = skim(base, pos, bound, seen);
+    if (pos < fast_bound) pos = skim(base, pos, bound, protocols);
 
     // Bytes past max_message are never read, so the error a stream gets
     // does not depend on how much of it the caller had at hand.
@@ -368,7 +352,7 @@ frame_status framer::parse(bytes_view data) {
       bound = limit;  // the FRAME has ended
       fast_bound = fast ? bound : 0;
     }
-    seen |= s.seen;
+    protocols |= s.proto_bit;
 
     if (s.lay == layout::text) {
       const std::size_t split = pair_split_;  // start of a pair's second line
@@ -388,7 +372,7 @@ frame_status framer::parse(bytes_view data) {
       case action::plain:
         break;
       case action::stop:
-        seen_ = seen;
+        protocols_ = protocols;
         if (frame_end_ > end) {
           pos_ = pos;
           return reject(data, errc::frame_misaligned, pos, code,
@@ -483,9 +467,8 @@ bool framer::use_memo(std::uint64_t key) {
 frame_status framer::complete(std::size_t size) {
   info_.stream_offset = stream_offset_;
   info_.size = size;
-  const int highest = static_cast<int>(std::bit_width(seen_ & protocol_bits)) - 1;
+  const int highest = static_cast<int>(std::bit_width(protocols_)) - 1;
   info_.protocol = declared_proto_ >= 0 ? declared_proto_ : highest;
-  info_.features = static_cast<std::uint8_t>(seen_ >> 8);
   protocol01_stream_ = !info_.starts_with_proto;
   stream_offset_ += size;
   in_message_ = false;

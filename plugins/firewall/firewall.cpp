@@ -9,6 +9,8 @@
 // does it. With `on_deny: error` it ends the instance; with `on_deny: drop`
 // it is logged, counted, and the message dropped.
 #include <charconv>
+#include <new>
+#include <optional>
 
 #include <pickleway/plugin.hpp>
 
@@ -57,7 +59,12 @@ class firewall_filter final : public filter {
       : judges_{judge(p), judge(p)}, drop_(drop), sink_(context.log) {}
 
   filter_result on_message(direction d, message& m, std::string& error) override {
-    const auto refused = judges_[index(d)].check(m.bytes());
+    std::optional<firewall::refusal> refused;
+    try {
+      refused = judges_[index(d)].check(m.bytes());
+    } catch (const std::bad_alloc&) {
+      refused = firewall::refusal{0, "message", make_error_code(errc::out_of_memory).message()};
+    }
     if (!refused) return filter_result::pass;
     // A message an earlier filter rewrote no longer maps onto the stream.
     std::string text = "firewall: " + firewall::describe(*refused, m.replaced() ? 0 : m.offset());

@@ -430,7 +430,7 @@ TEST_CASE("with unpickler: reused, a stream a reused Unpickler would misread is 
 
 TEST_CASE("a PUT index CPython reads but no pickler writes is refused, not guessed") {
   CHECK(verdict(policy{}, "Vx\np1_0\n.") ==
-        "refused message at offset 3: a memo index that is not plain decimal digits");
+        "refused message at offset 3: not a whole pickle: malformed text argument in PUT (b'1_0\\n')");
   CHECK(verdict(policy{}, "Vx\np1\r\ng1\r\n.") == "");
 }
 

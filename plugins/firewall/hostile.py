@@ -87,8 +87,13 @@ case("MEMOIZE index shift after an explicit PUT",
 case("a STACK_GLOBAL operand that is the result of a call",
      b"\x80\x04\x8c\x08builtins\x8c\x03str\x93" + sbu("os") + b"\x85R" + sbu("system") + b"\x93.",
      "a computed global", "STACK_GLOBAL", 1)
-case("a STACK_GLOBAL operand from a Python 2 str",
-     b"\x80\x04U\x02osU\x06system\x93.", "a computed global", "STACK_GLOBAL")
+case("a STACK_GLOBAL operand from a Python 2 str (SHORT_BINSTRING)",
+     b"\x80\x04U\x02osU\x06system\x93.", "os.system", "STACK_GLOBAL")
+case("a STACK_GLOBAL operand from a Python 2 str (BINSTRING)",
+     b"\x80\x04T\x02\x00\x00\x00os\x8c\x06system\x93.", "os.system", "STACK_GLOBAL")
+case("a STACK_GLOBAL operand from a Python 2 str (STRING), allowed or not",
+     b"\x80\x04S'collections'\nS'OrderedDict'\n\x93)R.", "collections.OrderedDict",
+     "STACK_GLOBAL")
 case("a STACK_GLOBAL operand with an escape",
      b"\x80\x04Vo\\u0073\nVsystem\n\x93.", "a computed global", "STACK_GLOBAL")
 case("builtins.eval", b"cbuiltins\neval\n(S'1'\ntR.", "builtins.eval", "GLOBAL")

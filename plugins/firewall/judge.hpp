@@ -1,11 +1,9 @@
 // The firewall's judge: decides whether one message may pass, without
 // running it.
 //
-// It walks the message's opcodes with the project's opcode table and
-// simulates what CPython's Unpickler (Lib/pickle.py, _Unpickler.load_*) does
-// with them: the stack, the marks (metastack) and the memo, with CPython's
-// exact memo semantics (PUT/BINPUT/LONG_BINPUT store at their index,
-// MEMOIZE at len(memo)), so a name built through STACK_GLOBAL from strings,
+// It runs the message on the SDK's model of CPython's Unpickler
+// (pickle_machine.hpp: the stack, the marks and the memo, with CPython's
+// exact memo semantics), so a name built through STACK_GLOBAL from strings,
 // directly or through the memo, is seen as CPython will see it. It tracks
 // what each stack item is only as far as judging needs: a str known for
 // certain, a tuple's elements, an allowed global, an object made in this
@@ -36,8 +34,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include <pickleway/framer.hpp>
-#include <pickleway/opcode_reader.hpp>
+#include <pickleway/pickle_machine.hpp>
 
 #include "policy.hpp"
 
@@ -52,13 +49,16 @@ struct refusal {
 // "refused SUBJECT at offset N: CAUSE", N being `base` + the refusal's offset.
 std::string describe(const refusal& r, std::uint64_t base);
 
-class judge {
+class judge final : public pickle_machine<judge, std::uint32_t> {
+  friend class pickle_machine<judge, std::uint32_t>;
+
  public:
   // `p` outlives the judge.
   explicit judge(const policy& p) : policy_(&p) {}
 
   // nullopt when the message may pass. With a reused Unpickler, every
-  // message passed on must be checked, in order, by the same judge.
+  // message passed on must be checked, in order, by the same judge. Throws
+  // only std::bad_alloc.
   std::optional<refusal> check(bytes_view message);
 
   // What earlier messages may leave in a reused Unpickler's memo, at most.
@@ -69,7 +69,7 @@ class judge {
  private:
   enum class kind : std::uint8_t {
     value,      // a number, None, bytes, a buffer: nothing to judge
-    text,       // a str; `known` when its value is certain
+    text,       // a str, or a Python 2 str; `sure` says how certain its value is
     container,  // a list, dict, set or bytearray made here: may be filled or given state
     tuple,      // its size (3 for any more) and first two elements, all a call's conditions need
     global,     // an allowed global (or the class of an allowed extension code)
@@ -80,13 +80,19 @@ class judge {
     partial,      // functools.partial(C.__new__) (`first`: it); `applied` once
                   // BUILD gave it (C.__new__, (C, ...), kwargs, dict)
   };
+  // What a text's value is to the consumer's Unpickler.
+  enum class certainty : std::uint8_t {
+    unknown,  // computed, escaped: the firewall cannot know it
+    str,      // exactly these bytes' str
+    python2,  // a Python 2 str: these bytes' str, or bytes, as the consumer's encoding says
+  };
   // 16 bytes: a message of N opcodes costs the judge at most N of them,
   // and plain values, containers, instances and tuples of them none (they
   // share one each).
   struct object {
     kind what = kind::value;
     grant how = grant::allowed;  // global
-    bool known = false;          // text
+    certainty sure = certainty::unknown;  // text
     bool applied = false;        // getter: applied to a global and a name at least once
     std::uint32_t pos = 0;       // global, getter: its opcode; tuple: its second element
     std::uint32_t first = 0;     // tuple: its first element; text: offset; global: in globals_
@@ -101,41 +107,37 @@ class judge {
   static constexpr std::uint32_t a_value = 0, a_container = 1, an_instance = 2, a_foreign = 3,
                                  a_tuple_of_values = 4;  // 4 + size: sizes 0, 1, 2, 3+
 
+  // The machine's hooks: each opcode as _Unpickler.load_<name> does it.
+  bool apply(const pickle_op& o, std::span<std::uint32_t> items, std::span<std::uint32_t> slice,
+             std::uint32_t& result);
+  bool store(const pickle_op& o, std::uint64_t key, const std::uint32_t& top);
+  bool fetch(const pickle_op& o, std::uint64_t key, const std::uint32_t* stored,
+             std::uint32_t& result);
+
   void reset();
-  std::uint32_t push(const object& o);
-  std::size_t base() const { return marks_.empty() ? 0 : marks_.back(); }
+  std::uint32_t add(const object& o);
   bool refuse(std::size_t pos, std::string subject, std::string cause);
-  bool underflow(std::size_t pos);
+  bool refuse_malformed(const framing_error& e);
   bool use(std::uint32_t id);
-  bool pop(std::size_t pos, std::uint32_t& id);
-  bool top(std::size_t pos, std::uint32_t& id);
-  bool pop_mark(std::size_t pos);
-  bool import(std::size_t pos, std::string_view module, std::string_view name);
+  bool use_all(std::span<const std::uint32_t> ids);
+  bool import(std::size_t pos, std::string_view module, std::string_view name, std::uint32_t& id);
+  bool stack_global(std::size_t pos, std::uint32_t module, std::uint32_t name, std::uint32_t& id);
   bool call(std::size_t pos, std::uint32_t callee, std::span<const std::uint32_t> args,
             std::uint32_t& result);
-  bool instantiate(std::size_t pos, std::uint32_t cls);
-  bool update(std::size_t pos, std::string_view what);
-  bool build_partial(std::size_t pos, std::uint32_t state);
-  bool memo_put(std::size_t pos, std::uint64_t key, std::uint64_t continued_key);
-  bool memo_get(std::size_t pos, std::uint64_t key);
+  bool instantiate(std::size_t pos, std::uint32_t cls, std::uint32_t& result);
+  bool update(std::size_t pos, std::uint32_t target, std::string_view what);
+  bool build_partial(std::size_t pos, std::uint32_t target, std::uint32_t state);
+  std::uint32_t tuple_of(std::span<const std::uint32_t> elements);
   bool conditional(const object& o) const;
   void carry_memo();
-  bool step(const opcode_at& o);
   std::string_view text_of(const object& o) const;
   const global_name& name_of(const object& o) const { return globals_[o.first]; }
   std::string describe_global(const object& o) const;
 
   const policy* policy_;
   bytes_view message_;
-  int proto_ = 0;
   std::vector<object> objects_;
   std::vector<global_name> globals_;
-  std::vector<std::uint32_t> stack_;
-  std::vector<std::uint32_t> marks_;     // stack_ sizes at each MARK
-  std::vector<std::uint32_t> popped_;    // what the last pop_mark took
-  std::vector<std::uint32_t> memo_;      // dense keys; no_object where undefined
-  std::unordered_map<std::uint64_t, std::uint32_t> sparse_memo_;
-  std::uint64_t memo_size_ = 0;          // len(memo), for MEMOIZE
   // The world of a reused Unpickler: the keys the messages passed before
   // this one left in its memo, whether any of them holds a global allowed
   // only on conditions (or getattr), and what this message stores there.
@@ -143,14 +145,8 @@ class judge {
   bool carried_conditional_ = false;
   std::unordered_map<std::uint64_t, std::uint32_t> continued_memo_;
   std::uint64_t continued_size_ = 0;     // len(memo) in that world
-  std::size_t dense_limit_ = 0;
   std::deque<std::string> names_;        // dotted names made by getattr(global, 'name')
   std::optional<refusal> refusal_;
 };
-
-// The module and name CPython 3 imports for a protocol 0-2 pickle's
-// (module, name): _compat_pickle's mapping, as find_class applies it.
-std::pair<std::string_view, std::string_view> fix_imports(std::string_view module,
-                                                          std::string_view name);
 
 }  // namespace pickleway::firewall

@@ -214,7 +214,6 @@ bool inspector::apply(const pickle_op& o, std::span<std::uint32_t> items,
       break;
     }
     case op::OBJ:
-      if (slice.empty()) return fail(errc::stack_underflow, o.pos, "OBJ finds no class above its MARK");
       result = instance_of(slice[0]);
       break;
     case op::EXT1: case op::EXT2: case op::EXT4:

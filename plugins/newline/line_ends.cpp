@@ -4,133 +4,92 @@
 #include <cstdio>
 #include <cstring>
 
-#include <pickleway/opcode_reader.hpp>
+#include <pickleway/pickle_walk.hpp>
 
 namespace pickleway::newline {
 
 namespace {
 
-// The output is judged only for being one whole pickle: the source's framer
-// already applied the session's memo and size rules to what came in.
-framer_options check_options() {
-  framer_options o;
-  o.max_message = largest_max_message;
-  o.on_stray = stray_policy::error;
-  o.memo = memo_policy::allow;
-  return o;
-}
-
-std::string hex_byte(std::uint8_t b) {
-  char text[8];
-  std::snprintf(text, sizeof text, "0x%02x", b);
-  return text;
-}
-
-// Whether the opcode at `pos` has a signed length field holding a negative
-// number (which read_opcode() refuses, as the framer does).
-bool negative_length(bytes_view in, std::size_t pos, const opcode_info& info) {
-  return has_signed_length(info.arg) && in.size() - pos > 4 && (in[pos + 4] & 0x80) != 0;
-}
-
 std::string label(line_end to) {
   return to == line_end::lf ? "newline: translating CRLF to LF" : "newline: translating LF to CRLF";
 }
 
-// What went wrong with `bytes` as one whole pickle, with offsets from its
-// start. Only on the failure path, so a fresh framer is cheap enough; one
-// protocol 0 message is fed first, so that a message without a PROTO marker
-// is read as a message and its own error is told (not "stray bytes").
-framing_error whole_pickle_error(bytes_view bytes) {
-  static constexpr std::uint8_t primer[] = {'N', '.'};
-  framer f(check_options());
-  (void)f.next(primer);
-  frame_status status = f.next(bytes);
-  if (status == frame_status::need_more) status = f.finish(bytes);
-  if (status == frame_status::error) {
-    framing_error e = f.error();
-    e.offset -= sizeof primer;
-    return e;
-  }
-  if (status == frame_status::message && f.message().size < bytes.size())
-    return {errc::ok, f.message().size, -1,
-            std::to_string(bytes.size() - f.message().size) + " bytes follow the STOP opcode"};
-  return {errc::ok, 0, -1, "it holds no pickle"};
-}
-
-// The cause of a framing error without the "offset N: " that describe()
-// begins with (the caller names offsets in both the input and the output).
-std::string cause(const framing_error& e) {
-  if (e.code == errc::ok) return e.detail;
-  const std::string text = e.describe();
-  const auto colon = text.find(": ");
-  return colon == std::string::npos ? text : text.substr(colon + 2);
-}
-
 }  // namespace
 
-translator::translator() : check_(check_options()) {}
-
-translator::result translator::translate(bytes_view message, line_end to, std::string& error) {
-  if (!plan(message, to, error)) return result::failed;
+translator::result translator::translate(bytes_view message, const message_info* info,
+                                         line_end to, std::string& error) {
+  start(message);
+  if (info) {
+    plan_by_info(message, *info, to);
+  } else if (!plan_by_walk(message, to, error)) {
+    return result::failed;
+  }
   if (line_edits_ == 0) return result::unchanged;
   apply(message);
   if (!check(to, error)) return result::failed;
   return result::translated;
 }
 
-// Walks the opcodes up to STOP and lists the edits, with each FRAME's new
-// length. Frames follow one another and never nest, so the edits that fall
-// inside the frame last met are the ones that change its length.
-bool translator::plan(bytes_view in, line_end to, std::string& error) {
+void translator::start(bytes_view in) {
   edits_.clear();
   line_edits_ = 0;
   frame_begin_ = frame_end_ = 0;
   out_size_ = in.size();
-  for (std::size_t pos = 0;;) {
-    const auto o = read_opcode(in, pos);
-    if (!o) {
-      error = label(to) + ": not a pickle: ";
-      if (pos >= in.size())
-        error += "the message ends at byte " + std::to_string(pos) + " without a STOP opcode";
-      else if (const opcode_info* info = find_opcode(in[pos]))
-        error += "the " + std::string(info->name) + " at byte " + std::to_string(pos) +
-                 (negative_length(in, pos, *info) ? " has a negative length"
-                                                  : " runs past the end of the message");
-      else
-        error += "byte " + std::to_string(pos) + " is " + hex_byte(in[pos]) + ", no opcode";
-      return false;
-    }
-    const arg_kind kind = o->info->arg;
-    if (o->info->code == op::FRAME) {
-      std::uint64_t length = 0;
-      for (std::size_t i = 8; i-- > 0;) length = (length << 8) | in[o->arg + i];
-      frame_edit_ = edits_.size();
-      edits_.push_back({edit::kind::frame_length, o->arg, length});
-      frame_begin_ = o->end;
-      const std::uint64_t rest = in.size() - o->end;
-      frame_end_ = o->end + static_cast<std::size_t>(std::min(length, rest));
-    } else if (is_text(kind)) {
-      std::size_t line = o->arg;
-      if (kind == arg_kind::stringnl_noescape_pair) {
-        const auto* first = static_cast<const std::uint8_t*>(
-            std::memchr(in.data() + o->arg, '\n', o->arg_end - o->arg));
-        const auto split = static_cast<std::size_t>(first - in.data());
-        add_line_end(in, line, split, to);
-        line = split + 1;
-      }
-      add_line_end(in, line, o->arg_end, to);
-    } else if (o->info->code == op::STOP) {
-      return true;
-    }
-    pos = o->end;
-  }
 }
 
-// The line [line, nl) ends with the '\n' at `nl`.
-void translator::add_line_end(bytes_view in, std::size_t line, std::size_t nl, line_end to) {
+// The framer has found the line ends and frames: merged in message order.
+void translator::plan_by_info(bytes_view in, const message_info& info, line_end to) {
+  auto frame = info.frames.begin();
+  for (const std::uint32_t nl : info.line_ends) {
+    for (; frame != info.frames.end() && *frame < nl; ++frame) add_frame(in, *frame);
+    add_line_end(in, nl, to);
+  }
+  for (; frame != info.frames.end(); ++frame) add_frame(in, *frame);
+}
+
+// Walks the message to its STOP for the same; refuses what is no pickle.
+bool translator::plan_by_walk(bytes_view in, line_end to, std::string& error) {
+  pickle_walk walk(in);
+  const auto at = [&](std::string_view part) {
+    return static_cast<std::size_t>(part.data() - reinterpret_cast<const char*>(in.data()));
+  };
+  for (pickle_op o; walk.next(o);) {
+    if (o.code() == op::FRAME) {
+      add_frame(in, o.pos);
+    } else if (is_text(o.info->arg)) {
+      if (o.form == value_form::name_pair) add_line_end(in, at(o.second) - 1, to);
+      add_line_end(in, o.end - 1, to);
+    }
+  }
+  if (walk.failed()) {
+    error = label(to) + ": not a pickle: " + walk.error().describe();
+    return false;
+  }
+  if (walk.stop_end() < in.size()) {
+    error = label(to) + ": not one pickle: " + std::to_string(in.size() - walk.stop_end()) +
+            " bytes follow the STOP opcode at offset " + std::to_string(walk.stop_end() - 1);
+    return false;
+  }
+  return true;
+}
+
+// Frames follow one another and never nest, so the edits that fall inside
+// the frame last met are the ones that change its length.
+void translator::add_frame(bytes_view in, std::size_t pos) {
+  std::uint64_t length = 0;
+  for (std::size_t i = 8; i-- > 0;) length = (length << 8) | in[pos + 1 + i];
+  frame_edit_ = edits_.size();
+  edits_.push_back({edit::kind::frame_length, pos + 1, length});
+  frame_begin_ = pos + 9;
+  frame_end_ = frame_begin_ + static_cast<std::size_t>(length);
+}
+
+// A text argument's line ends with the '\n' at `nl`. (The byte before an
+// empty line's '\n' is its opcode or the line before's '\n', never '\r'.)
+void translator::add_line_end(bytes_view in, std::size_t nl, line_end to) {
   edit e{edit::kind::insert_cr, nl};
   if (to == line_end::lf) {
-    if (nl == line || in[nl - 1] != '\r') return;  // a bare LF: nothing to do
+    if (in[nl - 1] != '\r') return;  // a bare LF: nothing to do
     e = {edit::kind::drop_cr, nl - 1};
   }
   const bool grows = e.what == edit::kind::insert_cr;
@@ -172,18 +131,18 @@ void translator::apply(bytes_view in) {
   copy_to(in.size());
 }
 
-// The output must be one whole pickle and nothing more; the framer says so
-// (its buffers are reused: no allocation here in steady state).
-bool translator::check(line_end to, std::string& error) {
+// The output of a whole pickle is one by construction, but for a line an
+// LF writer ended in '\r' where that is no data (INT 1\r): walked to be sure.
+bool translator::check(line_end to, std::string& error) const {
   const bytes_view out(out_);
-  if (check_.next(out) == frame_status::message && check_.message().size == out.size())
-    return true;
-  check_ = framer(check_options());  // it may be inside a message, or failed
-  const framing_error e = whole_pickle_error(out);
-  const auto at = static_cast<std::size_t>(e.offset);
-  error = label(to) + " would leave no whole pickle: at byte " + std::to_string(at) +
-          " of the translated message (byte " + std::to_string(received_offset(at)) +
-          " of the message as received): " + cause(e);
+  pickle_walk walk(out);
+  for (pickle_op o; walk.next(o);) {
+  }
+  if (!walk.failed()) return true;  // its STOP is where the input's was: at the end
+  const framing_error& e = walk.error();
+  error = label(to) + " would leave no whole pickle: at byte " + std::to_string(e.offset) +
+          " of the translated message (byte " + std::to_string(received_offset(e.offset)) +
+          " of the message as received): " + e.cause();
   return false;
 }
 

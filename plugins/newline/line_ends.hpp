@@ -21,7 +21,8 @@ enum class line_end : std::uint8_t { lf, crlf };
 
 constexpr std::string_view to_string(line_end e) { return e == line_end::lf ? "lf" : "crlf"; }
 
-// Translates whole messages (one pickle each) to one kind of line end.
+// Translates whole messages (one pickle each) to one kind of line end. A
+// message that is not one whole pickle is refused; one that is stays one.
 //
 // To LF, a '\r' just before a text argument's '\n' is removed, and a bare
 // '\n' stays; to CRLF, a '\r' is put before every text argument's '\n' (an
@@ -32,15 +33,15 @@ constexpr std::string_view to_string(line_end e) { return e == line_end::lf ? "l
 // only the output it hands over.
 class translator {
  public:
-  translator();
-
   enum class result : std::uint8_t {
     unchanged,   // nothing to rewrite: the message goes on as it came
     translated,  // take_output() holds the rewritten message
     failed,      // `error` says why, naming the offset
   };
 
-  result translate(bytes_view message, line_end to, std::string& error);
+  // `info` is what the endpoint's framer found of `message` (its line ends
+  // and frames), or null: the translator then walks the message itself.
+  result translate(bytes_view message, const message_info* info, line_end to, std::string& error);
 
   // The message translate() last rewrote; the buffer is handed over.
   std::vector<std::uint8_t> take_output() { return std::move(out_); }
@@ -58,10 +59,13 @@ class translator {
     std::uint64_t length = 0;
   };
 
-  bool plan(bytes_view in, line_end to, std::string& error);
-  void add_line_end(bytes_view in, std::size_t line, std::size_t nl, line_end to);
+  void start(bytes_view in);
+  bool plan_by_walk(bytes_view in, line_end to, std::string& error);
+  void plan_by_info(bytes_view in, const message_info& info, line_end to);
+  void add_frame(bytes_view in, std::size_t pos);
+  void add_line_end(bytes_view in, std::size_t nl, line_end to);
   void apply(bytes_view in);
-  bool check(line_end to, std::string& error);
+  bool check(line_end to, std::string& error) const;
   std::size_t received_offset(std::size_t out_offset) const;
 
   std::vector<edit> edits_;
@@ -72,7 +76,6 @@ class translator {
   std::size_t frame_end_ = 0;
   std::size_t out_size_ = 0;  // the size the output will have
   std::vector<std::uint8_t> out_;
-  framer check_;  // judges each output: exactly one whole pickle
 };
 
 }  // namespace pickleway::newline

@@ -32,7 +32,7 @@ class newline_filter final : public filter {
 
   filter_result on_message(direction d, message& m, std::string& error) override {
     const line_end to = d == direction::a_to_b ? b_ : a_;
-    switch (translator_.translate(m.bytes(), to, error)) {
+    switch (translator_.translate(m.bytes(), m.info(), to, error)) {
       case translator::result::unchanged:
         return filter_result::pass;
       case translator::result::translated:

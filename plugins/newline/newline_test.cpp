@@ -306,27 +306,24 @@ TEST_CASE("a message that would not be one whole pickle after translation is ref
   };
   const refusal refusals[] = {
       {"bytes after its STOP", "I1\r\n.junk"s,
-       "newline: translating CRLF to LF would leave no whole pickle: at byte 4 of the translated "
-       "message (byte 5 of the message as received): 4 bytes follow the STOP opcode"},
+       "newline: translating CRLF to LF: not one pickle: 4 bytes follow the STOP opcode at offset 4"},
       {"a malformed text argument", "I1\r\nI1x\r\n\x86."s,
-       "newline: translating CRLF to LF would leave no whole pickle: at byte 3 of the translated "
-       "message (byte 4 of the message as received): malformed text argument in INT (b'1x\\n')"},
+       "newline: translating CRLF to LF: not a pickle: offset 4: malformed text argument in INT "
+       "(b'1x\\r\\n')"},
       {"a FRAME that ends inside a line",
        "\x80\x04\x95"s + le64(4) + "I12\r\n."s,
-       "newline: translating CRLF to LF would leave no whole pickle: at byte 11 of the translated "
-       "message (byte 11 of the message as received): FRAME length does not end on an opcode "
-       "boundary in INT (an opcode crosses the end of the FRAME at 14)"},
+       "newline: translating CRLF to LF: not a pickle: offset 11: FRAME length does not end on an "
+       "opcode boundary in INT (an opcode crosses the end of the FRAME at 15)"},
       {"a byte that is no opcode", "I1\r\n\xff."s,
-       "newline: translating CRLF to LF: not a pickle: byte 4 is 0xff, no opcode"},
+       "newline: translating CRLF to LF: not a pickle: offset 4: unknown opcode 0xff"},
       {"an opcode cut short", "I1\r\nX\x05\x00\x00\x00"s + "ab",
-       "newline: translating CRLF to LF: not a pickle: the BINUNICODE at byte 4 runs past the end "
-       "of the message"},
+       "newline: translating CRLF to LF: not a pickle: offset 4: the message ends before its "
+       "pickle does in BINUNICODE (its argument runs past the end of the message at byte 11)"},
       {"a negative length", "I1\r\nT\xff\xff\xff\xff."s,
-       "newline: translating CRLF to LF: not a pickle: the BINSTRING at byte 4 has a negative "
-       "length"},
+       "newline: translating CRLF to LF: not a pickle: offset 4: negative length in BINSTRING (-1)"},
       {"no STOP", "I1\r\n"s,
-       "newline: translating CRLF to LF: not a pickle: the message ends at byte 4 without a STOP "
-       "opcode"},
+       "newline: translating CRLF to LF: not a pickle: offset 4: the message ends before its "
+       "pickle does (the message ends at byte 4 without a STOP opcode)"},
   };
   for (const auto& r : refusals) {
     SUBCASE(r.what) {
@@ -338,6 +335,19 @@ TEST_CASE("a message that would not be one whole pickle after translation is ref
       CHECK(pass(*f.instance, direction::a_to_b, "I7\r\n."s).bytes == "I7\n.");
     }
   }
+}
+
+TEST_CASE("an LF writer's '\\r' that is no data is refused rather than made into a bad pickle") {
+  newline f("crlf", "lf");
+  // On the LF side "I1\r\n" is INT 1 with a '\r' of its own; a CRLF line
+  // end makes it "1\r\r", which no unpickler reads.
+  const auto o = pass(*f.instance, direction::b_to_a, "I1\r\n."s);
+  CHECK(o.result == filter_result::fail);
+  CHECK(o.error ==
+        "newline: translating LF to CRLF would leave no whole pickle: at byte 0 of the translated "
+        "message (byte 0 of the message as received): malformed text argument in INT "
+        "(b'1\\r\\r\\n')");
+  CHECK(pass(*f.instance, direction::b_to_a, "I7\n."s).bytes == "I7\r\n.");
 }
 
 TEST_CASE("configs/newline.yaml passes pickleway check") {

@@ -23,30 +23,16 @@ bool is_text_opcode(const std::string& name) {
   return text.count(name) > 0;
 }
 
-// The message_feature bits of an opcode, by name.
-std::uint8_t features_of(const std::string& name) {
-  std::uint8_t f = 0;
-  if (name == "GLOBAL" || name == "INST" || name == "STACK_GLOBAL") f |= feature_imports;
-  if (name == "EXT1" || name == "EXT2" || name == "EXT4") f |= feature_extensions;
-  if (name == "PERSID" || name == "BINPERSID") f |= feature_persistent_ids;
-  if (name == "REDUCE" || name == "BUILD" || name == "NEWOBJ" || name == "NEWOBJ_EX" ||
-      name == "OBJ" || name == "INST")
-    f |= feature_calls;
-  return f;
-}
-
 // What the framer must report of a message, worked out from genops' opcode
 // list and the message bytes.
 void check_message(const framed_message& got, const expected_message& want, bytes_view msg) {
   CHECK(got.offset == want.offset);
   CHECK(got.size == want.size);
   std::vector<std::uint32_t> frames, line_ends;
-  std::uint8_t features = 0;
   for (std::size_t i = 0; i < want.opcodes.size(); ++i) {
     const auto& o = want.opcodes[i];
     const std::size_t next = i + 1 < want.opcodes.size() ? want.opcodes[i + 1].pos : want.size;
     if (o.name == "FRAME") frames.push_back(static_cast<std::uint32_t>(o.pos));
-    features |= features_of(o.name);
     if (is_text_opcode(o.name)) {
       if (o.name == "GLOBAL" || o.name == "INST") {
         for (std::size_t k = o.pos + 1; k < next - 1; ++k)
@@ -57,7 +43,6 @@ void check_message(const framed_message& got, const expected_message& want, byte
   }
   CHECK(got.frames == frames);
   CHECK(got.line_ends == line_ends);
-  CHECK(got.features == features);
 }
 
 // The walk must yield exactly genops' opcodes, at its positions.

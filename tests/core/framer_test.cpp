@@ -96,21 +96,6 @@ TEST_CASE("a CRLF writer's text arguments still frame") {
   CHECK(r.messages[0].line_ends.size() == 6);
 }
 
-TEST_CASE("the framer says which kinds of opcode that filters judge a message holds") {
-  const auto features = [](const std::string& msg) {
-    const auto r = frame(msg);
-    REQUIRE(r.messages.size() == 1);
-    return r.messages[0].features;
-  };
-  CHECK(features("\x80\x04]\x94(K\x01K\x02e."s) == 0);
-  CHECK(features("cos\nsystem\n."s) == feature_imports);
-  CHECK(features("\x80\x04\x8c\x02os\x8c\x06system\x93."s) == feature_imports);
-  CHECK(features("(icollections\nOrderedDict\n."s) == (feature_imports | feature_calls));
-  CHECK(features("\x80\x02\x82\x07)R."s) == (feature_extensions | feature_calls));
-  CHECK(features("Pid\n."s) == feature_persistent_ids);
-  CHECK(features("\x80\x02N\x85}b."s) == feature_calls);
-}
-
 TEST_CASE("a message that reads a memo entry it did not define") {
   // A reused Pickler without clear_memo(): the second dump refers to entry 0.
   const std::string first = "\x80\x04\x95\x06\x00\x00\x00\x00\x00\x00\x00]\x94h\x00\x86."s;

@@ -17,8 +17,7 @@ chunker random_chunks(std::uint32_t seed, std::size_t largest) {
 namespace {
 
 framed_message copy_out(const message_info& m) {
-  return {m.stream_offset, m.size,           m.protocol, m.features, m.undefined_memo_uses,
-          m.line_ends,     m.frames};
+  return {m.stream_offset, m.size, m.protocol, m.undefined_memo_uses, m.line_ends, m.frames};
 }
 
 }  // namespace

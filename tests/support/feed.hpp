@@ -17,7 +17,6 @@ struct framed_message {
   std::uint64_t offset;
   std::size_t size;
   int protocol;
-  std::uint8_t features;
   std::size_t undefined_memo_uses;
   std::vector<std::uint32_t> line_ends;
   std::vector<std::uint32_t> frames;

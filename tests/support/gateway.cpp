@@ -20,22 +20,38 @@ namespace pickleway::test {
 using clock = std::chrono::steady_clock;
 
 gateway::gateway(const std::filesystem::path& config, std::vector<std::string> extra) {
-  int pipe_fds[2];
-  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   std::vector<std::string> args{PICKLEWAY_BINARY, "run", config.string(), "--plugin-path",
                                 PICKLEWAY_PLUGIN_DIR};
   args.insert(args.end(), extra.begin(), extra.end());
+  start(std::move(args));
+}
+
+gateway::gateway(measured, const std::filesystem::path& config) {
+  time_report_ = (config.parent_path() / "time-report").string();
+  start(measured_command({PICKLEWAY_BINARY, "run", config.string(), "--plugin-path",
+                          PICKLEWAY_PLUGIN_DIR},
+                         time_report_));
+}
+
+void gateway::start(std::vector<std::string> args) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  const int rc = ::posix_spawn(&pid_, PICKLEWAY_BINARY, &actions, nullptr, argv.data(), environ);
+  const int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_fds[1]);
   log_fd_ = pipe_fds[0];
   if (rc != 0) throw std::runtime_error("cannot start pickleway");
+}
+
+long gateway::peak_rss_kib() const {
+  if (time_report_.empty() || !status_) throw std::logic_error("peak_rss_kib of an unmeasured or running gateway");
+  return read_time_report(time_report_).peak_rss_kib;
 }
 
 gateway::~gateway() {

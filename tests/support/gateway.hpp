@@ -18,6 +18,10 @@ class gateway {
  public:
   // Runs `pickleway run CONFIG` with the built plugins; `extra` goes after.
   explicit gateway(const std::filesystem::path& config, std::vector<std::string> extra = {});
+  // The same under GNU time, for peak_rss_kib(); signal() then reaches
+  // time, not pickleway.
+  struct measured {};
+  gateway(measured, const std::filesystem::path& config);
   ~gateway();  // kills it if still running
   gateway(const gateway&) = delete;
   gateway& operator=(const gateway&) = delete;
@@ -31,9 +35,12 @@ class gateway {
   std::optional<int> wait(std::chrono::milliseconds deadline = 60s);
   void signal(int number);
   const std::string& log();  // all lines so far (after a wait: all of them)
+  // Its largest resident set, in KiB, once wait() saw a measured one exit.
+  long peak_rss_kib() const;
   pid_t pid() const { return pid_; }
 
  private:
+  void start(std::vector<std::string> args);
   bool read_some(std::chrono::milliseconds timeout);
 
   pid_t pid_ = -1;
@@ -41,6 +48,7 @@ class gateway {
   std::string log_;
   std::size_t scanned_ = 0;
   std::optional<int> status_;
+  std::string time_report_;  // where GNU time writes, for a measured one
 };
 
 // Writes `text` to DIR/NAME and returns the path.

@@ -3,7 +3,7 @@
 // buffer moves bytes too). Both framings must be identical, message for
 // message, and each answer must keep the framer's contract. Each message it
 // hands out must also be one the walk (pickle_walk.hpp) takes to its STOP,
-// with the same features: the two accept the same messages.
+// with the same frames and text lines: the two accept the same messages.
 //
 // Input: one byte of options (on_stray, memo, max_message), one byte N,
 // N % 16 chunk sizes (cycled; 0 means 1), then the stream.
@@ -27,7 +27,6 @@ struct event {
   std::size_t size = 0;      // message or stray size
   errc code = errc::ok;
   int protocol = 0;
-  std::uint8_t features = 0;
   std::size_t undefined_memo_uses = 0;
   std::vector<std::uint32_t> line_ends, frames;
   bool operator==(const event&) const = default;
@@ -52,7 +51,6 @@ event message_event(const framer& f, bytes_view data, std::uint64_t consumed) {
   PICKLEWAY_FUZZ_CHECK(m.protocol >= 0 && m.protocol <= 5);
   event e = plain(frame_status::message, m.stream_offset, m.size);
   e.protocol = m.protocol;
-  e.features = m.features;
   e.undefined_memo_uses = m.undefined_memo_uses;
   if (f.options().memo == memo_policy::error) PICKLEWAY_FUZZ_CHECK(e.undefined_memo_uses == 0);
   for (const std::uint32_t at : m.line_ends) PICKLEWAY_FUZZ_CHECK(at < m.size && data[at] == '\n');

@@ -1,6 +1,8 @@
 // The newline filter's translation, both ways, over any message:
 //  - a message it translates is exactly one whole pickle, else it reports
 //    an error (never a translation that frames otherwise);
+//  - given what the framer found (message_info), it translates exactly as
+//    when it walks the message itself;
 //  - for a message that is one whole pickle, LF -> CRLF -> LF gives it back
 //    byte for byte (when the CRLF form is a pickle at all).
 // One translator per direction serves every message of an input, as one
@@ -9,6 +11,7 @@
 //
 // Input: one byte of flags (bit 0: CRLF first; bit 1: several messages,
 // each behind a 16-bit little-endian length), then the message(s).
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,10 +40,10 @@ struct outcome {
   bytes out;  // the message as it goes on
 };
 
-outcome translate(translator& t, bytes_view message, line_end to) {
+outcome translate(translator& t, bytes_view message, line_end to, const message_info* info = nullptr) {
   const fuzz::exact_copy copy(message);
   std::string error;
-  switch (t.translate(copy.view(), to, error)) {
+  switch (t.translate(copy.view(), info, to, error)) {
     case translator::result::unchanged:
       PICKLEWAY_FUZZ_CHECK(error.empty());
       return {true, bytes(message.begin(), message.end())};
@@ -70,11 +73,27 @@ void round_trip(translator& to_crlf, translator& to_lf, const bytes& lf) {
   PICKLEWAY_FUZZ_CHECK(back.out == lf);
 }
 
+// The message as framed, when it is one whole pickle (the primer: see one_pickle).
+std::optional<message_info> framed(bytes_view b) {
+  static constexpr std::uint8_t primer[] = {'N', '.'};
+  framer f({largest_max_message, stray_policy::error, memo_policy::allow});
+  (void)f.next(primer);
+  if (f.next(b) != frame_status::message || f.message().size != b.size()) return std::nullopt;
+  return f.message();
+}
+
 void check_message(translator& to_crlf, translator& to_lf, bytes_view message, bool crlf_first) {
   const outcome first = translate(crlf_first ? to_crlf : to_lf, message,
                                   crlf_first ? line_end::crlf : line_end::lf);
   const outcome second = translate(crlf_first ? to_lf : to_crlf, message,
                                    crlf_first ? line_end::lf : line_end::crlf);
+  if (const auto info = framed(message)) {
+    for (const line_end to : {line_end::lf, line_end::crlf}) {
+      const outcome walked = translate(to == line_end::lf ? to_lf : to_crlf, message, to);
+      const outcome told = translate(to == line_end::lf ? to_lf : to_crlf, message, to, &*info);
+      PICKLEWAY_FUZZ_CHECK(walked.ok == told.ok && walked.out == told.out);
+    }
+  }
   if (one_pickle(message)) {
     round_trip(to_crlf, to_lf, bytes(message.begin(), message.end()));
     // The LF form, once made, round-trips as well.

@@ -16,6 +16,7 @@ namespace pickleway {
   X(bad_length, "negative length")                                            \
   X(unsupported_protocol, "unsupported pickle protocol")                      \
   X(truncated_message, "stream ended inside a message")                       \
+  X(incomplete_pickle, "the message ends before its pickle does")             \
   X(frame_misaligned, "FRAME length does not end on an opcode boundary")      \
   X(undefined_memo, "memo entry used that the message did not define")        \
   X(stray_bytes, "stray bytes where a message should start")                  \

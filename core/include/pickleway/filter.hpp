@@ -33,7 +33,7 @@ class message {
       : bytes_(bytes), sequence_(sequence), offset_(offset), info_(info) {}
 
   bytes_view bytes() const { return replaced_ ? bytes_view(*replaced_) : bytes_; }
-  // What the endpoint's framer found of bytes(): its protocol, features,
+  // What the endpoint's framer found of bytes(): its protocol,
   // line ends and frames. Null when nobody framed these bytes: the message
   // came from a length-framed endpoint, or a filter replaced it. A filter
   // that then needs to know walks the bytes (pickle_walk.hpp); it never

@@ -40,15 +40,6 @@ struct framer_options {
   memo_policy memo = memo_policy::error;
 };
 
-// Kinds of opcode a message holds, as a set of bits: a filter that has
-// nothing to judge in a message without them (the firewall) need not walk it.
-enum message_feature : std::uint8_t {
-  feature_imports = 1,         // GLOBAL, INST, STACK_GLOBAL
-  feature_extensions = 2,      // EXT1, EXT2, EXT4
-  feature_persistent_ids = 4,  // PERSID, BINPERSID
-  feature_calls = 8,           // REDUCE, BUILD, NEWOBJ, NEWOBJ_EX, OBJ, INST
-};
-
 // What the framer found of a whole message, for the filters that follow it
 // (filter.hpp's message::info()). Valid after framer::next() returned
 // frame_status::message, until the next call.
@@ -57,7 +48,6 @@ struct message_info {
   std::size_t size = 0;
   int protocol = 0;  // PROTO's argument, else the highest protocol of its opcodes
   bool starts_with_proto = false;  // its first opcode is PROTO 2..5
-  std::uint8_t features = 0;       // message_feature bits
   // GETs of memo keys the message did not define (counted with memo: allow).
   std::size_t undefined_memo_uses = 0;
   // Offsets of the '\n' that ends each text argument (GLOBAL and INST have
@@ -74,6 +64,8 @@ struct framing_error {
 
   // "offset 1042: unknown opcode 0x0a (...)": the cause, for error lines.
   std::string describe() const;
+  // The same without "offset N: ".
+  std::string cause() const;
 };
 
 enum class frame_status {
@@ -110,7 +102,7 @@ class framer {
  private:
   frame_status parse(bytes_view data);
   std::size_t skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
-                   unsigned& seen);
+                   unsigned& protocols);
   frame_status start_message(bytes_view data);
   frame_status divert_stray(bytes_view data, bool at_end);
   frame_status fail(errc code, std::size_t at, int opcode, std::string detail);
@@ -137,9 +129,9 @@ class framer {
   std::size_t scan_from_ = 0;     // where the search for '\n' goes on
   std::size_t pair_split_ = 0;    // start of a GLOBAL's second line, once found
   std::size_t frame_end_ = 0;     // end of the current FRAME, 0 when none
-  // What the opcodes read so far hold: their protocols (bits 0-5) and
-  // message_feature bits (shifted by 8).
-  unsigned seen_ = 0;
+  // The protocols of the opcodes read so far, as a bit set: cheaper per
+  // opcode than a running max.
+  unsigned protocols_ = 0;
   int declared_proto_ = -1;
 
   // Which memo keys the message has defined: dense keys, 1 where defined,

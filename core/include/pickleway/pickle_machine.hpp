@@ -8,6 +8,7 @@
 //   mark, and one that pops to a mark takes the items above it, then the
 //   mark (APPENDS, SETITEMS and ADDITEMS then pop their target below it);
 // - POP with nothing above the topmost mark pops the mark itself;
+// - OBJ needs its class above its mark;
 // - PUT, BINPUT and LONG_BINPUT store the top item at their key, MEMOIZE at
 //   len(memo); a key may be stored again; GET fetches;
 // - STOP pops the result; what is left below it does not matter.
@@ -155,7 +156,13 @@ class pickle_machine {
   void memo_put(std::uint64_t key, const Value& value) {
     // Keys come in order from MEMOIZE and from Python's PUTs: those stay
     // in the dense part, grown at most twice as far as the keys stored.
-    if (key >= dense_.size() && key < std::max<std::uint64_t>(256, 2 * memo_count_ + 64)) {
+    if (key == dense_.size()) {  // the common case: the next key
+      dense_.push_back(value);
+      defined_.push_back(true);
+      ++memo_count_;
+      return;
+    }
+    if (key > dense_.size() && key < std::max<std::uint64_t>(256, 2 * memo_count_ + 64)) {
       dense_.resize(static_cast<std::size_t>(key) + 1);
       defined_.resize(static_cast<std::size_t>(key) + 1);
     }
@@ -214,6 +221,8 @@ class pickle_machine {
     }
     const std::size_t plain = o.code() == op::POP && takes_mark ? 0 : info.pops;
     if (slice_begin - fence() < plain) return underflow(o, plain, slice_begin - fence());
+    // OBJ's class is the first item above its mark (the table counts it in the slice).
+    if (o.code() == op::OBJ && slice_begin == stack_.size()) return underflow(o, 1, 0);
     const std::size_t items_begin = slice_begin - plain;
     const std::span<Value> all(stack_);
     Value result{};

@@ -47,7 +47,9 @@ enum class text_encoding : std::uint8_t {
   line,                // PERSID, and GLOBAL and INST's lines: the line as written
 };
 
-// One opcode of a message. The views point into the message walked.
+// One opcode of a message. The views point into the message walked. Only
+// the fields that `form` names are set; the others hold what an earlier
+// opcode left (the walk does not clear them, for speed).
 //
 // A text argument's line is given as written, without its '\n' but with a
 // '\r' a CRLF writer put before it: CPython reads that '\r' as part of the

@@ -1,8 +1,9 @@
 #include "engine/engine.hpp"
 
-#include <sys/resource.h>
-
 #include <cstdio>
+#include <fstream>
+#include <optional>
+#include <string>
 
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
@@ -12,6 +13,16 @@
 
 namespace pickleway {
 namespace {
+
+// The process's peak resident set: the kernel's high-water mark of this
+// program's memory (VmHWM). Not getrusage's ru_maxrss, which also counts
+// the memory of the process that started this one before its exec.
+std::optional<long> peak_resident_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with("VmHWM:")) return std::stol(line.substr(6));
+  return std::nullopt;
+}
 
 std::string rate(std::uint64_t messages, std::uint64_t bytes, double seconds) {
   char text[96];
@@ -97,9 +108,6 @@ struct engine::impl {
         line += ", " + std::to_string(t.a_to_b.dropped + t.b_to_a.dropped) + " messages dropped";
       log_line(line);
     }
-    rusage usage{};
-    if (::getrusage(RUSAGE_SELF, &usage) == 0)
-      log_line("peak memory " + std::to_string(usage.ru_maxrss) + " KiB");
     return failed ? 1 : 0;
   }
 
@@ -121,7 +129,12 @@ engine::~engine() = default;
 int engine::run() {
   impl_->start();
   impl_->io.run();
-  return impl_->finish();
+  const int status = impl_->finish();
+  // The sessions and the config's filters go first: a log's writer thread
+  // drains its queue as it ends, and its peak belongs to the run too.
+  impl_.reset();
+  if (const auto peak = peak_resident_kib()) log_line("peak memory " + std::to_string(*peak) + " KiB");
+  return status;
 }
 
 }  // namespace pickleway

@@ -214,7 +214,10 @@ void pump::make_room() {
     in_end_ -= in_begin_;
     in_begin_ = 0;
   }
-  const std::size_t target = std::max(reader_->wanted(), in_end_ + read_chunk);
+  // Room for what the reader wants, grown with what arrives (at most
+  // doubled at a time), never at once to a length the peer only declares.
+  const std::size_t target =
+      std::max(in_end_ + read_chunk, std::min(reader_->wanted(), 2 * in_.size()));
   if (in_.size() < target) in_.resize(target);
 }
 
