@@ -38,7 +38,7 @@ constexpr option_spec log_options[] = {
     {"hex_limit", option_type::size, false,
      "bytes of each message the hex dump shows (default 256)"},
     {"max_record", option_type::size, false,
-     "a record longer than this is cut, ending in \u2026truncated (default 1MiB, at least 256 bytes)"},
+     "a record longer than this is cut, ending in \u2026truncated (default 1MiB, at least 1KiB)"},
     {"queue", option_type::integer, false,
      "records waiting for the writer thread; more are dropped and counted (default 1024)"},
 };

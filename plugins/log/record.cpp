@@ -47,14 +47,16 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
 
 // A JSON string: control characters escaped, bytes that are not UTF-8 (a
 // global's name is whatever the pickle says) replaced by U+FFFD. Past
-// `limit` bytes of escaped text, the string ends in truncated_marker.
-void append_json(std::string& out, std::string_view s, std::size_t limit = SIZE_MAX) {
+// `limit` bytes of escaped text, the string ends in truncated_marker;
+// whether it did.
+bool append_json(std::string& out, std::string_view s, std::size_t limit = SIZE_MAX) {
   out += '"';
   const std::size_t end = limit > SIZE_MAX - out.size() ? SIZE_MAX : out.size() + limit;
   for (std::size_t i = 0; i < s.size();) {
-    if (out.size() >= end) {
+    if (out.size() + 6 > end) {  // room for the longest escape, \u00XX
       out += truncated_marker;
-      break;
+      out += '"';
+      return true;
     }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
@@ -85,6 +87,7 @@ void append_json(std::string& out, std::string_view s, std::size_t limit = SIZE_
     ++i;
   }
   out += '"';
+  return false;
 }
 
 // Text for a one-line record: control characters and bytes that are not
@@ -193,13 +196,14 @@ std::size_t record_formatter::room(const std::string& out, std::size_t start,
 void record_formatter::append_jsonl(std::string& out, const record& r, bytes_view kept,
                                     const message_facts& facts) {
   const std::size_t start = out.size();
-  // What the fields after a cut one need at least: `,"error":null`,
-  // `,"dis":""`, `,"hex":""`, a marker and the closing `}`.
-  const std::size_t reserve = 48 + 2 * truncated_marker.size();
+  // What the fields after a cut one need at most, each cut in turn:
+  // `,"globals":["…truncated"]`, `,"error":"…truncated"`, the same for
+  // dis and hex, and the closing `}` and newline.
+  const std::size_t reserve = 160;
   out += "{\"ts\":\"";
   append_time(out, r.time);
   out += "\",\"session\":";
-  append_json(out, r.from->session);
+  append_json(out, r.from->session, room(out, start, 2 * reserve));  // however long a name the config gave
   out += ",\"instance\":";
   append_number(out, r.from->instance);
   if (r.what == record::kind::dropped) {
@@ -229,12 +233,12 @@ void record_formatter::append_jsonl(std::string& out, const record& r, bytes_vie
   out += ",\"globals\":[";
   for (std::size_t i = 0; i < facts.globals.size(); ++i) {
     if (i) out += ',';
-    const std::string& name = facts.globals[i];
-    if (name.size() + 2 > room(out, start, reserve)) {
-      append_json(out, truncated_marker);  // the list is cut here
+    // A name cut short ends the list; so does one with no room at all.
+    const std::size_t left = room(out, start, reserve);
+    if (left < 2 || append_json(out, facts.globals[i], left - 2)) {
+      if (left < 2) append_json(out, truncated_marker);
       break;
     }
-    append_json(out, name);
   }
   out += "],\"error\":";
   if (facts.error.empty()) {

@@ -61,7 +61,7 @@ enum class format : std::uint8_t { text, jsonl };
 // The marker a record cut at max_record ends with.
 inline constexpr std::string_view truncated_marker = "\xe2\x80\xa6truncated";  // U+2026
 // The least max_record: room for a record's fixed fields and the marker.
-inline constexpr std::size_t smallest_max_record = 256;
+inline constexpr std::size_t smallest_max_record = 1024;
 
 struct format_options {
   log::format form = format::text;

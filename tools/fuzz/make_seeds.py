@@ -15,6 +15,11 @@ reads (see the comment at the top of tools/fuzz/<target>.cpp):
   config_fuzz     configs/*.yaml
   length_auth_fuzz  handshake transcripts of CPython 3.11 and 3.12 peers, in both
                   roles, with a right and a wrong key, then length-framed pickles
+  dis_fuzz, inspect_fuzz, judge_fuzz
+                  corpus messages and tests/python/make_malformed.py's hostile
+                  ones (deep MARK nesting; ADDITEMS, APPENDS, SETITEMS, BUILD,
+                  NEWOBJ, REDUCE at every stack position; truncated FRAMEs;
+                  huge declared lengths), under varied options
 
 Deterministic: the same machine makes the same seeds.
 """
@@ -175,6 +180,34 @@ def length_auth_seeds(out):
     write(out, "no-auth-negative", bytes([8, 0]) + after + b"\xff\xff\xff\xfe")
 
 
+def hostile_messages():
+    """make_malformed.py's messages, those small enough to mutate well, and
+    its deep nestings cut down to a size libFuzzer takes."""
+    sys.path.insert(0, os.path.join(ROOT, "tests/python"))
+    import make_malformed
+    out = [(name, data) for name, data in make_malformed.all_messages() if len(data) <= 8192]
+    out.append(("nested-marks-4000", b"\x80\x05" + b"(" * 4000 + b"N."))
+    out.append(("nested-lists-2000", b"\x80\x02" + b"(" * 2000 + b"l" * 2000 + b"."))
+    return out
+
+
+def inspection_seeds(out, streams):
+    """dis_fuzz, inspect_fuzz, judge_fuzz: a flags byte, then the message(s)."""
+    corpus = []
+    for name, messages in streams.items():
+        small = [m for m in messages if len(m) <= LARGEST_MESSAGE]
+        corpus += [("%s-%03d" % (name, k), m) for k, m in
+                   enumerate(small[:: max(1, len(small) // 40)])]
+    messages = corpus + hostile_messages()
+    for k, (name, m) in enumerate(messages):
+        write(os.path.join(out, "dis_fuzz"), name, bytes([k % 8]) + m)
+        write(os.path.join(out, "inspect_fuzz"), name, bytes([k % 32]) + m)
+        # Two messages: a reused Unpickler's memo carries from the first.
+        other = messages[(k * 7 + 3) % len(messages)][1]
+        write(os.path.join(out, "judge_fuzz"), name, bytes([k % 32]) + b"".join(
+            len(x).to_bytes(2, "little") + x for x in (m, other) if len(x) < 65536))
+
+
 def main(argv):
     if len(argv) != 3:
         sys.stderr.write(__doc__)
@@ -187,6 +220,7 @@ def main(argv):
         compress_seeds(os.path.join(out, "compress_fuzz"), streams, build_dir, tmp)
         config_seeds(os.path.join(out, "config_fuzz"))
         length_auth_seeds(os.path.join(out, "length_auth_fuzz"))
+        inspection_seeds(out, streams)
     return 0
 
 

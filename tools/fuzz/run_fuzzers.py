@@ -18,14 +18,21 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TARGETS = ["framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz", "length_auth_fuzz"]
+TARGETS = ["framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz", "length_auth_fuzz",
+           "dis_fuzz", "inspect_fuzz", "judge_fuzz"]
+# Memory is a finding too: a process past RSS_LIMIT_MB, or one allocation
+# past the target's malloc limit (its inputs are at most a few KiB, so more
+# than that is a blow-up, not a need).
+RSS_LIMIT_MB = 2560
+MALLOC_LIMIT_MB = {"dis_fuzz": 128, "inspect_fuzz": 128, "judge_fuzz": 128}
 
 
 def command(build, target, seconds, fuzz_dir):
     cmd = [os.path.join(build, "tools/fuzz", target),
            "-max_total_time=%d" % seconds,
            "-timeout=25",          # one input running this long is a hang
-           "-rss_limit_mb=2560",
+           "-rss_limit_mb=%d" % RSS_LIMIT_MB,
+           "-malloc_limit_mb=%d" % MALLOC_LIMIT_MB.get(target, RSS_LIMIT_MB),
            "-print_final_stats=1",
            "-artifact_prefix=%s/findings/%s-" % (fuzz_dir, target)]
     dictionary = os.path.join(HERE, target.replace("_fuzz", "") + ".dict")
