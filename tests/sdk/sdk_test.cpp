@@ -40,8 +40,9 @@ TEST_CASE("plugins built out of tree against the installed SDK run from YAML") {
   // the `tap` filter to a consumer.
   const auto recording = dir / "recorded.pickles";
   REQUIRE(run({PICKLEWAY_PYTHON, "-c",
-               "import pickle, sys\nwith open(sys.argv[1], 'wb') as f:\n"
-               "    for i in range(50): f.write(pickle.dumps({'seq': i}, 5))\n",
+               "import collections, pickle, sys\nwith open(sys.argv[1], 'wb') as f:\n"
+               "    for i in range(50):\n"
+               "        f.write(pickle.dumps(collections.OrderedDict(seq=i) if i == 7 else {'seq': i}, 5))\n",
                recording.string()})
               .exit_status == 0);
   const auto report = dir / "report.json";
@@ -54,9 +55,13 @@ sessions:
     b: {transport: spawn, command: )" + peer_command({"sink", "--report", report.string()}) + R"(}
     filters:
       - tap: {path: )" + copies.string() + R"(}
+      - names
 )");
   const auto ran = shell(quote((prefix / "bin/pickleway").string()) + " run " + quote(config.string()));
   CHECK_MESSAGE(ran.exit_status == 0, ran.out);
+  // `names`, a machine of its own on the SDK's model of the unpickler.
+  CHECK(ran.out.find("names: a>b message 8: collections.OrderedDict\n") != std::string::npos);
+  CHECK(ran.out.find("names: a>b message 7:\n") != std::string::npos);
   const auto got = read_file(report);
   CHECK(std::string(got.begin(), got.end()).find(R"("received": 50, "ok": true)") != std::string::npos);
   // What the tap copied is the same stream, message for message.

@@ -41,6 +41,11 @@ command-line tools compressing the same messages as one file (their best
 case: one stream, no flush per message): the whole small stream, and the
 first 64 text messages (without gzip there: 3 s a pass).
 
+With --before BINARY (an earlier build's pickleway, its plugins beside it),
+the paths of the filters that inspect messages (log, firewall; session and
+link, small and text messages) also run on that build, interleaved with
+the others, and a table sets the two side by side.
+
 Every measurement runs --runs times, interleaved; the tables give the median
 run. Nothing is pinned (2 CPUs are shared by the 3 or 4 processes of a path).
 A Markdown table and the targets of the filters issue come out on stdout.
@@ -229,6 +234,7 @@ SESSION_FILTERS = {
     'none': None,
     'log': '[{log: {path: FILE, format: jsonl}}]',
     'log-all': '[{log: {path: FILE, format: jsonl, queue: COUNT}}]',
+    'firewall': '[firewall]',
 }
 LINK_FILTERS = {
     'none': None,
@@ -236,6 +242,7 @@ LINK_FILTERS = {
     'zstd-3': '[{compress: {codec: zstd, level: 3}}]',
     'lz4': '[{compress: {codec: lz4}}]',
     'zlib': '[{compress: {codec: zlib}}]',
+    'firewall': '[firewall]',
 }
 
 
@@ -256,7 +263,7 @@ class Bench:
     def sink(self, corpus, count, out):
         return [self.load, 'sink', str(corpus), str(count), '--out', str(out)]
 
-    def session(self, filt, corpus, count):
+    def session(self, filt, corpus, count, binary=None):
         """One pickleway: a: spawn gen, b: spawn sink, with the filter."""
         stem = self._fresh(f'session-{filt}')
         out, logfile = stem.with_suffix('.sink.json'), stem.with_suffix('.jsonl')
@@ -270,7 +277,7 @@ class Bench:
             f'    a: {{transport: spawn, command: {yaml_list(self.gen(corpus, count))}}}\n'
             f'    b: {{transport: spawn, command: {yaml_list(self.sink(corpus, count, out))}}}\n' +
             (f'    filters: {filters}\n' if filters else ''))
-        p = Pickleway(self.pickleway, config)
+        p = Pickleway(binary or self.pickleway, config)
         wait_all([p], time.monotonic() + TIMEOUT)
         check_ok(p)
         r = read_result(out)
@@ -284,7 +291,7 @@ class Bench:
             logfile.unlink()
         return r
 
-    def link(self, filt, corpus, count):
+    def link(self, filt, corpus, count, binary=None):
         """pickleway 2 listens (b: tcp, a: spawn sink); pickleway 1 connects (a: spawn gen)."""
         stem = self._fresh(f'link-{filt}')
         out = stem.with_suffix('.sink.json')
@@ -336,8 +343,8 @@ class Bench:
                     'recv_main': server.main_cpu(), 'recv_other': server.other_cpu()}
         return r
 
-    def throughput(self, path, filt, corpus, count):
-        r = (self.session if path == 'session' else self.link)(filt, corpus, count)
+    def throughput(self, path, filt, corpus, count, binary=None):
+        r = (self.session if path == 'session' else self.link)(filt, corpus, count, binary)
         if r['messages'] != count:
             raise Failed(f'{path} {filt}: the sink got {r["messages"]} messages of {count}')
         return r
@@ -401,11 +408,13 @@ PATHS = [
     ('session', 'none', 'one pickleway, spawn→spawn: no filter'),
     ('session', 'log', 'the same + `log` (jsonl file, default queue 1024)'),
     ('session', 'log-all', 'the same + `log` (jsonl file, queue = the run: drops none)'),
+    ('session', 'firewall', 'the same + `firewall` (defaults: safe)'),
     ('link', 'none', 'two pickleways, TCP, framing: length: no filter'),
     ('link', 'zstd-1', 'the same + `compress` zstd level 1'),
     ('link', 'zstd-3', 'the same + `compress` zstd level 3'),
     ('link', 'lz4', 'the same + `compress` lz4 (level 0)'),
     ('link', 'zlib', 'the same + `compress` zlib (level 6)'),
+    ('link', 'firewall', 'the same + `firewall` on both (each judges what it receives)'),
 ]
 
 
@@ -419,6 +428,32 @@ def describe_workload(workload, counts, means):
     if workload == 'small':
         return f'{counts["small"]:,} × ~{means["small"]:.0f} B orders'
     return f'{counts[workload]:,} × 1 MiB, {"CSV text" if workload == "text" else "random"}'
+
+
+INSPECTING = ('log', 'log-all', 'firewall')
+
+
+def print_before(tput, before, runs):
+    """The inspecting filters on the earlier build and on this one, side by side."""
+    print(f'The filters that inspect messages, {before} (before) against this build (after); '
+          f'median of {runs} interleaved runs:')
+    print()
+    print('| messages | path | filter | before | after | after ÷ before | '
+          'before ÷ no filter | after ÷ no filter |')
+    print('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |')
+    for workload in ('small', 'text'):
+        key = WORKLOADS[workload][0]
+        unit = 'msg/s' if key == 'messages_per_s' else 'MB/s'
+        for path, filt, _ in PATHS:
+            if filt not in INSPECTING or ('before', workload, path, filt) not in tput:
+                continue
+            b = median_run(tput[('before', workload, path, filt)], key)[key]
+            a = median_run(tput[(workload, path, filt)], key)[key]
+            b0 = median_run(tput[('before', workload, path, 'none')], key)[key]
+            a0 = median_run(tput[(workload, path, 'none')], key)[key]
+            print(f'| {workload} | {path} | {filt} | {fmt_rate(b)} {unit} | {fmt_rate(a)} {unit} | '
+                  f'{a / b:.2f} | {b / b0:.2f} | {a / a0:.2f} |')
+    print()
 
 
 def print_throughput(tput, counts, means, runs):
@@ -536,6 +571,10 @@ def main():
     parser.add_argument('--scale', type=float, default=1.0,
                         help='multiply the message counts (a quick run: 0.1)')
     parser.add_argument('--keep', metavar='DIR', help='work in DIR and keep it')
+    parser.add_argument('--before', metavar='BINARY',
+                        help="an earlier build's pickleway: the inspecting filters run on it too")
+    parser.add_argument('--only-inspecting', action='store_true',
+                        help='run only the paths of the filters that inspect messages')
     args = parser.parse_args()
 
     for tool in (args.pickleway, args.load):
@@ -592,6 +631,13 @@ def main():
                 for path, filt, _ in PATHS:
                     if path not in paths:
                         continue
+                    inspecting = filt in INSPECTING or filt == 'none'
+                    if args.only_inspecting and not inspecting:
+                        continue
+                    if args.before and inspecting and workload != 'random':
+                        r = bench.throughput(path, filt, corpora[workload],
+                                             run_count(counts, workload, filt), args.before)
+                        tput.setdefault(('before', workload, path, filt), []).append(r)
                     r = bench.throughput(path, filt, corpora[workload],
                                          run_count(counts, workload, filt))
                     tput.setdefault((workload, path, filt), []).append(r)
@@ -618,6 +664,10 @@ def main():
             shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
 
+    if args.before:
+        print_before(tput, args.before, args.runs)
+    if args.only_inspecting:
+        return
     print_throughput(tput, counts, means, args.runs)
     print_cpu(tput, counts)
     print_ratio('small', 'Compression of the small orders', tput, cli.get('small', {}),
