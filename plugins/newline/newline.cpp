@@ -5,6 +5,8 @@
 // Python 2 pickle file opened "w"); a->b turns its CRLF into LF, b->a turns
 // LF into CRLF. On a crlf side a bare LF is accepted as well. Binary
 // arguments are never touched, whatever the protocol; see line_ends.hpp.
+#include <new>
+
 #include <pickleway/plugin.hpp>
 
 #include "line_ends.hpp"
@@ -32,7 +34,13 @@ class newline_filter final : public filter {
 
   filter_result on_message(direction d, message& m, std::string& error) override {
     const line_end to = d == direction::a_to_b ? b_ : a_;
-    switch (translator_.translate(m.bytes(), m.info(), to, error)) {
+    translator::result result = translator::result::failed;
+    try {
+      result = translator_.translate(m.bytes(), m.info(), to, error);
+    } catch (const std::bad_alloc&) {
+      error = "newline: " + make_error_code(errc::out_of_memory).message();
+    }
+    switch (result) {
       case translator::result::unchanged:
         return filter_result::pass;
       case translator::result::translated:

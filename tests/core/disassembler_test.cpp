@@ -71,6 +71,31 @@ TEST_CASE("dis on a bad stream prints the complete messages, then the error, and
   }
 }
 
+TEST_CASE("pickleway dis takes messages up to --max-message, 1GiB by default") {
+  const auto dir = test::make_temp_dir();
+  const auto big = dir / "big.pickle";
+  {
+    // What numpy writes for a 70 MiB array, in outline: one BINBYTES8.
+    const std::uint64_t size = std::uint64_t{70} << 20;
+    std::ofstream out(big, std::ios::binary);
+    out << "\x80\x05\x8e";
+    for (int i = 0; i < 8; ++i) out.put(static_cast<char>((size >> (8 * i)) & 0xFF));
+    const std::string chunk(1 << 20, 'x');
+    for (std::uint64_t i = 0; i < (size >> 20); ++i) out << chunk;
+    out << ".";
+  }
+  const auto whole = test::run({PICKLEWAY_BINARY, "dis", big.string()});
+  CHECK(whole.exit_status == 0);
+  CHECK(whole.out.find("highest protocol among opcodes = 4") != std::string::npos);
+  const auto capped = test::run({"sh", "-c", test::quote(PICKLEWAY_BINARY) + " dis " +
+                                                 test::quote(big.string()) + " --max-message 64MiB 2>&1"});
+  CHECK(capped.exit_status == 1);
+  CHECK(capped.out.find("message larger than max_message") != std::string::npos);
+  CHECK(capped.out.find("raise it with --max-message SIZE") != std::string::npos);
+  CHECK(test::run({PICKLEWAY_BINARY, "dis", big.string(), "--max-message", "lots"}).exit_status == 2);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("pickleway dis reads a file or standard input and sets its exit status") {
   const auto dir = test::make_temp_dir();
   const auto good = dir / "good.pickle";
