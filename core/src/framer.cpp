@@ -91,22 +91,6 @@ constexpr std::array<step, 256> steps = [] {
   return s;
 }();
 
-// A length prefix: 1, 4 or 8 bytes, little-endian, loaded with memcpy (one
-// instruction) where the host's order is the pickle's.
-static_assert(std::endian::native == std::endian::little,
-              "load_length reads little-endian lengths with memcpy");
-std::uint64_t load_length(const std::uint8_t* p, int width) {
-  if (width == 1) return p[0];
-  if (width == 4) {
-    std::uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-  }
-  std::uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
 bool is_protocol_marker(const std::uint8_t* p) {
   return p[0] == static_cast<std::uint8_t>(op::PROTO) && p[1] >= 2 &&
          p[1] <= highest_protocol;
@@ -219,11 +203,11 @@ std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t 
       case shape::prefix4:
         if (arg + 4 > bound) break;
         arg += 4;
-        end = arg + load_length(base + arg - 4, 4);
+        end = arg + detail::load_le(base + arg - 4, 4);
         break;
       case shape::prefix8: {
         if (arg + 8 > bound) break;
-        const std::uint64_t length = load_length(base + arg, 8);
+        const std::uint64_t length = detail::load_le(base + arg, 8);
         arg += 8;
         if (length <= bound) end = arg + static_cast<std::size_t>(length);
         break;
@@ -309,7 +293,7 @@ frame_status framer::parse(bytes_view data) {
         default: width = 8; break;
       }
       if (arg + width > limit) return need(arg + width);
-      std::uint64_t length = load_length(base + arg, static_cast<int>(width));
+      std::uint64_t length = detail::load_le(base + arg, width);
       if (has_signed_length(s.arg) && (length & 0x8000'0000u)) {
         pos_ = pos;
         return reject(data, errc::bad_length, pos, code,
@@ -422,7 +406,7 @@ frame_status framer::parse(bytes_view data) {
                           preview(data.subspan(arg, end - arg)));
           }
         } else {
-          key = detail::load_le(base + arg, fixed_width(s.arg));
+          key = detail::load_le(base + arg, static_cast<std::size_t>(fixed_width(s.arg)));
         }
         if (s.act == action::put) {
           define_memo(key);

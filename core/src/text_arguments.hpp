@@ -56,11 +56,5 @@ inline bool parse_memo_key(std::string_view s, std::uint64_t& key) {
   return ec == std::errc{} && end == s.data() + s.size();
 }
 
-// A little-endian unsigned integer of `width` bytes.
-inline std::uint64_t load_le(const std::uint8_t* p, int width) {
-  std::uint64_t v = 0;
-  for (int i = width - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
 
 }  // namespace pickleway::detail

@@ -44,23 +44,28 @@ std::string describe(const refusal& r, std::uint64_t base) {
 }
 
 void judge::reset() {
-  objects_.clear();
-  for (const kind k : {kind::value, kind::container, kind::instance, kind::foreign}) {
-    object shared;
-    shared.what = k;
-    objects_.push_back(shared);
+  // The shared objects come first and are never changed: made once, kept.
+  constexpr std::size_t shared = a_tuple_of_values + 4;
+  if (objects_.size() < shared) {
+    objects_.clear();
+    for (const kind k : {kind::value, kind::container, kind::instance, kind::foreign}) {
+      object o;
+      o.what = k;
+      objects_.push_back(o);
+    }
+    for (std::uint32_t size = 0; size <= 3; ++size) {
+      object t;
+      t.what = kind::tuple;
+      t.count = size;
+      t.first = t.pos = a_value;
+      objects_.push_back(t);
+    }
   }
-  for (std::uint32_t size = 0; size <= 3; ++size) {
-    object t;
-    t.what = kind::tuple;
-    t.count = size;
-    t.first = t.pos = a_value;
-    objects_.push_back(t);
-  }
+  objects_.resize(shared);
   globals_.clear();
-  continued_memo_.clear();
+  if (!continued_memo_.empty()) continued_memo_.clear();
   continued_size_ = carried_.size();
-  names_.clear();
+  if (!names_.empty()) names_.clear();
   refusal_.reset();
 }
 

@@ -282,7 +282,7 @@ class Bench:
         check_ok(p)
         r = read_result(out)
         r['cpu'] = {'send_main': p.main_cpu(), 'send_other': p.other_cpu()}
-        if filters:
+        if filt.startswith('log'):
             r['records'] = count_lines(logfile)
             m = p.log.find(r'log: (\d+) records? dropped')
             r['dropped'] = int(m.group(1)) if m else 0
@@ -303,7 +303,7 @@ class Bench:
             f'    a: {{transport: spawn, command: {yaml_list(self.sink(corpus, count, out))}}}\n'
             '    b: {transport: tcp, listen: "127.0.0.1:0", framing: length}\n' + filters_line)
         deadline = time.monotonic() + TIMEOUT
-        server = Pickleway(self.pickleway, server_cfg)
+        server = Pickleway(binary or self.pickleway, server_cfg)
         client = None
         try:
             m = server.log.wait_for(r'session server: listening on (\S+) (\S+)', 10)
@@ -313,7 +313,7 @@ class Bench:
                 f'    a: {{transport: spawn, command: {yaml_list(self.gen(corpus, count))}}}\n'
                 f'    b: {{transport: tcp, connect: {json.dumps(m.group(2))}, framing: length}}\n' +
                 filters_line)
-            client = Pickleway(self.pickleway, client_cfg)
+            client = Pickleway(binary or self.pickleway, client_cfg)
             # The listener runs on for further clients: end it once its
             # instance has ended (check_ok asks that it ended cleanly).
             while not server.log.find(r'session server#\d+: ended'):

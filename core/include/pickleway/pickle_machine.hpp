@@ -102,7 +102,7 @@ class pickle_machine {
            (o.code() == op::POP && !marks_.empty() && stack_.size() == fence());
   }
   const Value* memo_find(std::uint64_t key) const {
-    if (key < dense_.size()) return defined_[key] ? &dense_[key] : nullptr;
+    if (key < dense_.size()) return dense_[key].defined ? &dense_[key].value : nullptr;
     const auto it = sparse_.find(key);
     return it == sparse_.end() ? nullptr : &it->second;
   }
@@ -137,8 +137,7 @@ class pickle_machine {
     stack_.clear();
     marks_.clear();
     dense_.clear();
-    defined_.clear();
-    sparse_.clear();
+    if (!sparse_.empty()) sparse_.clear();
     memo_count_ = 0;
     protocol_ = -1;
     highest_ = 0;
@@ -154,22 +153,19 @@ class pickle_machine {
   }
 
   void memo_put(std::uint64_t key, const Value& value) {
-    // Keys come in order from MEMOIZE and from Python's PUTs: those stay
-    // in the dense part, grown at most twice as far as the keys stored.
     if (key == dense_.size()) {  // the common case: the next key
-      dense_.push_back(value);
-      defined_.push_back(true);
+      dense_.push_back({value, true});
       ++memo_count_;
       return;
     }
-    if (key > dense_.size() && key < std::max<std::uint64_t>(256, 2 * memo_count_ + 64)) {
+    // Keys come in order from MEMOIZE and from Python's PUTs: those stay
+    // in the dense part, grown at most twice as far as the keys stored.
+    if (key > dense_.size() && key < std::max<std::uint64_t>(256, 2 * memo_count_ + 64))
       dense_.resize(static_cast<std::size_t>(key) + 1);
-      defined_.resize(static_cast<std::size_t>(key) + 1);
-    }
     if (key < dense_.size()) {
-      memo_count_ += !defined_[key];
-      defined_[key] = true;
-      dense_[key] = value;
+      slot& s = dense_[static_cast<std::size_t>(key)];
+      memo_count_ += !s.defined;
+      s = {value, true};
     } else {
       memo_count_ += sparse_.insert_or_assign(key, value).second;
     }
@@ -236,8 +232,11 @@ class pickle_machine {
   bytes_view message_;
   std::vector<Value> stack_;
   std::vector<mark> marks_;
-  std::vector<Value> dense_;  // memo keys 0 .. dense_.size() - 1
-  std::vector<bool> defined_;
+  struct slot {
+    Value value{};
+    bool defined = false;
+  };
+  std::vector<slot> dense_;  // memo keys 0 .. dense_.size() - 1
   std::unordered_map<std::uint64_t, Value> sparse_;
   std::uint64_t memo_count_ = 0;
   int protocol_ = -1;
