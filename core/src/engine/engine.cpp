@@ -5,8 +5,12 @@
 #include <optional>
 #include <string>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "engine/session_runner.hpp"
 #include "log.hpp"
@@ -24,6 +28,8 @@ std::optional<long> peak_resident_kib() {
   return std::nullopt;
 }
 
+constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
 std::string rate(std::uint64_t messages, std::uint64_t bytes, double seconds) {
   char text[96];
   std::snprintf(text, sizeof text, "%.0f msg/s %.2f MB/s", static_cast<double>(messages) / seconds,
@@ -39,15 +45,27 @@ struct engine::impl {
         deadline(io) {}
 
   void start() {
-    signals.async_wait([this](const std::error_code& e, int signal) {
-      if (e) return;
-      log_line(std::string("shutting down on ") + (signal == SIGINT ? "SIGINT" : "SIGTERM"));
-      shutdown();
-    });
+    // None of these coroutines throws; each ends when its wait is cancelled.
+    asio::co_spawn(io, on_signal(), asio::detached);
     for (const auto& s : cfg.sessions)
       sessions.push_back(std::make_unique<session_runner>(io, s, cfg.grace, [this] { session_ended(); }));
     for (auto& s : sessions) s->start();
-    if (stats_seconds) schedule_stats();
+    if (stats_seconds) asio::co_spawn(io, report_stats(), asio::detached);
+  }
+
+  asio::awaitable<void> on_signal() {
+    const auto [error, signal] = co_await signals.async_wait(tuple_awaitable);
+    if (error) co_return;
+    log_line(std::string("shutting down on ") + (signal == SIGINT ? "SIGINT" : "SIGTERM"));
+    // The contract: out within grace + 1 s, whatever a peer does.
+    deadline.expires_after(cfg.grace + std::chrono::milliseconds(900));
+    asio::co_spawn(io, stop_at_deadline(), asio::detached);
+    for (auto& s : sessions) s->shutdown();
+  }
+
+  asio::awaitable<void> stop_at_deadline() {
+    const auto [cancelled] = co_await deadline.async_wait(tuple_awaitable);
+    if (!cancelled) io.stop();
   }
 
   void session_ended() {
@@ -59,20 +77,14 @@ struct engine::impl {
     deadline.cancel();
   }
 
-  void shutdown() {
-    // The contract: out within grace + 1 s, whatever a peer does.
-    deadline.expires_after(cfg.grace + std::chrono::milliseconds(900));
-    deadline.async_wait([this](const std::error_code& e) {
-      if (!e) io.stop();
-    });
-    for (auto& s : sessions) s->shutdown();
-  }
-
-  void schedule_stats() {
-    stats_timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(*stats_seconds)));
-    stats_timer.async_wait([this](const std::error_code& e) {
-      if (e) return;
+  asio::awaitable<void> report_stats() {
+    last_stats.resize(sessions.size());
+    const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(*stats_seconds));
+    for (;;) {
+      stats_timer.expires_after(every);
+      const auto [cancelled] = co_await stats_timer.async_wait(tuple_awaitable);
+      if (cancelled) co_return;
       for (std::size_t i = 0; i < sessions.size(); ++i) {
         const session_totals now = sessions[i]->totals();
         session_totals& before = last_stats.at(i);
@@ -84,9 +96,7 @@ struct engine::impl {
                       now.b_to_a.bytes - before.b_to_a.bytes, *stats_seconds));
         before = now;
       }
-      schedule_stats();
-    });
-    last_stats.resize(sessions.size());
+    }
   }
 
   int finish() {
@@ -111,8 +121,10 @@ struct engine::impl {
     return failed ? 1 : 0;
   }
 
-  asio::io_context io;
+  // The config (its plugins' factories) outlives the io_context, whose
+  // destruction ends what a deadline left suspended (instances, filters).
   config cfg;
+  asio::io_context io;
   std::optional<double> stats_seconds;
   asio::signal_set signals;
   asio::steady_timer stats_timer;

@@ -1,10 +1,24 @@
 #include "engine/instance.hpp"
 
+#include <exception>
+#include <variant>
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
 #include <asio/post.hpp>
 
+#include "engine/auth_driver.hpp"
 #include "log.hpp"
 
 namespace pickleway {
+
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+}  // namespace
 
 // The log_sink plugins get: lines prefixed with the session and instance.
 // log_line is thread-safe, so a plugin may call it from its own thread.
@@ -29,9 +43,10 @@ instance::instance(asio::io_context& io, const session_config& session, std::str
       log_(std::make_unique<sink>("session " + name_ + ": ")),
       waiter_(io),
       open_waiter_(io),
-      open_timer_(io),
-      auth_timer_(io),
-      grace_timer_(io) {
+      timeout_(io),
+      grace_timer_(io),
+      kill_timer_(io),
+      changed_(io) {
   a_.config = &session.a;
   a_.label = "endpoint a (" + session.a.transport_name + ")";
   b_.config = &session.b;
@@ -49,131 +64,149 @@ direction_stats instance::stats(direction d) const {
   return p ? p->stats() : direction_stats{};
 }
 
-void instance::start(std::unique_ptr<opener> accepted, char accepted_side) {
-  endpoint_runtime* const listening = !accepted ? nullptr : accepted_side == 'a' ? &a_ : &b_;
-  accepted_ = listening;
-  if (listening) to_open_.emplace_back(listening, std::move(accepted));
-  // The others are asked for an opener only when their turn comes: nothing
-  // of theirs starts before the accepted connection passed its handshakes.
-  for (endpoint_runtime* e : {&a_, &b_})
-    if (e != listening) to_open_.emplace_back(e, nullptr);
-  open_next();
+template <typename Coroutine>
+void instance::spawn(Coroutine coroutine) {
+  // The coroutine holds the instance alive; one that throws (out of
+  // memory) fails the instance rather than the process.
+  asio::co_spawn(io_, [self = shared_from_this(), coroutine]() { return coroutine(*self); },
+                 [self = shared_from_this()](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     self->fail(std::string("the engine could not go on: ") + ex.what());
+                   }
+                   self->finish();
+                 });
 }
 
-void instance::open_next() {
-  if (shutting_down_) return abort();
-  if (to_open_.empty()) return run();
-  auto& [endpoint, o] = to_open_.front();
-  if (!o) {
+void instance::start(std::unique_ptr<opener> accepted, char accepted_side) {
+  auto pending = std::make_shared<std::unique_ptr<opener>>(std::move(accepted));
+  spawn([pending, accepted_side](instance& self) {
+    return self.run(std::move(*pending), accepted_side);
+  });
+}
+
+asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accepted_side) {
+  endpoint_runtime* const listening = !accepted ? nullptr : accepted_side == 'a' ? &a_ : &b_;
+  // The accepted connection first; the others are asked for an opener only
+  // when their turn comes, so nothing of theirs starts before it passed
+  // its handshakes.
+  if (listening && !co_await open(*listening, std::move(accepted), true)) co_return finish();
+  for (endpoint_runtime* e : {&a_, &b_}) {
+    if (e == listening) continue;
+    if (shutting_down_) co_return finish();
+    std::unique_ptr<opener> o;
     try {
-      o = endpoint->config->endpoint->open(open_context{session_.name, number_, log_.get()});
+      o = e->config->endpoint->open(open_context{session_.name, number_, log_.get()});
       if (!o) throw std::runtime_error("the transport gave no opener");
     } catch (const std::exception& ex) {
-      fail(endpoint->label + ": cannot open: " + ex.what());
-      return abort();
+      fail(e->label + ": cannot open: " + ex.what());
+      co_return finish();
     }
+    if (!co_await open(*e, std::move(o), false)) co_return finish();
   }
-  step_opener(false);
+  if (shutting_down_ || !make_filters()) co_return finish();
+
+  // a->b runs the filters in list order, b->a in reverse.
+  std::vector<filter*> forward, backward;
+  for (auto& f : filters_) forward.push_back(f.get());
+  backward.assign(forward.rbegin(), forward.rend());
+  const auto hooks = [this] {
+    return pump::hooks{[this](const std::string& error) { fail(error); },
+                       [this](const std::string& line) { log_->line(line); },
+                       [this] {
+                         waiter_.forget_closed();
+                         check_done();
+                       }};
+  };
+  ab_ = std::make_unique<pump>(direction::a_to_b, a_, b_, forward, hooks());
+  ba_ = std::make_unique<pump>(direction::b_to_a, b_, a_, backward, hooks());
+  for (pump* p : {ab_.get(), ba_.get()})
+    spawn([p](instance& self) { return p->run(self.waiter_); });
+  while (!done_) co_await changed_.changed();
 }
 
-void instance::step_opener(bool timed_out) {
-  endpoint_runtime* const endpoint = to_open_.front().first;
-  opener* const o = to_open_.front().second.get();
-  // A step may close and reopen descriptors (a connect retry): forget them.
-  open_waiter_.forget_all();
-  const std::uint64_t generation = ++open_generation_;
-  open_step s;
-  try {
-    s = o->step(timed_out);
-  } catch (const std::exception& e) {
-    s = open_step::fail(std::string("the transport threw: ") + e.what());
-  }
-  switch (s.what) {
-    case open_step::kind::ready:
-      endpoint->stream = std::move(s.stream);
-      to_open_.erase(to_open_.begin());
-      if (endpoint->stream->child()) watch_child(*endpoint);
-      if (endpoint->config->auth) return start_auth(*endpoint);
-      return open_next();
-    case open_step::kind::failed:
-      fail(endpoint->label + ": " + s.error);
-      return abort();
-    case open_step::kind::wait:
-      break;
-  }
-  auto self = shared_from_this();
-  if (s.timeout.count() >= 0) {
-    open_timer_.expires_after(s.timeout);
-    open_timer_.async_wait([self, generation](const std::error_code& e) {
-      if (e || generation != self->open_generation_) return;
-      self->step_opener(true);
-    });
-  }
-  if (s.handle >= 0) {
-    open_waiter_.wait(s.handle, s.writable, [self, generation](const std::error_code& e) {
-      if (e || generation != self->open_generation_) return;
-      self->open_timer_.cancel();
-      self->step_opener(false);
-    });
+asio::awaitable<bool> instance::open(endpoint_runtime& e, std::unique_ptr<opener> o, bool accepted) {
+  for (bool timed_out = false;;) {
+    // A step may close and reopen descriptors (a connect retry): forget them.
+    open_waiter_.forget_all();
+    open_step s;
+    try {
+      s = o->step(timed_out);
+    } catch (const std::exception& ex) {
+      s = open_step::fail(std::string("the transport threw: ") + ex.what());
+    }
+    switch (s.what) {
+      case open_step::kind::ready:
+        e.stream = std::move(s.stream);
+        if (e.stream->child()) {
+          ++children_running_;
+          spawn([&e](instance& self) { return self.watch_child(e); });
+        }
+        if (e.config->auth) co_return co_await authenticate(e, accepted);
+        co_return true;
+      case open_step::kind::failed:
+        fail(e.label + ": " + s.error);
+        co_return false;
+      case open_step::kind::wait:
+        break;
+    }
+    timed_out = false;
+    if (s.handle >= 0 && s.timeout.count() >= 0) {
+      timeout_.expires_after(s.timeout);
+      const auto which = co_await (open_waiter_.wait(s.handle, s.writable) ||
+                                   timeout_.async_wait(tuple_awaitable));
+      timed_out = which.index() == 1;
+    } else if (s.handle >= 0) {
+      co_await open_waiter_.wait(s.handle, s.writable);
+    } else {
+      timeout_.expires_after(std::max(s.timeout, std::chrono::milliseconds(0)));
+      co_await timeout_.async_wait(tuple_awaitable);
+      timed_out = true;
+    }
+    if (done_) co_return false;
   }
 }
 
-void instance::start_auth(endpoint_runtime& e) {
+asio::awaitable<bool> instance::authenticate(endpoint_runtime& e, bool accepted) {
   // The side that accepted the connection challenges first, as
   // Listener.accept() does; every other endpoint answers first, as Client().
-  const auto role = &e == accepted_ ? auth_handshake::role::challenge_first
-                                    : auth_handshake::role::answer_first;
+  const auto role =
+      accepted ? auth_handshake::role::challenge_first : auth_handshake::role::answer_first;
+  std::unique_ptr<auth_driver> driver;
   try {
-    auth_ = std::make_unique<auth_driver>(e, role);
+    driver = std::make_unique<auth_driver>(e, role);
   } catch (const std::exception& ex) {
     fail(e.label + ": offset 0: authentication failed: " + ex.what());
-    return abort();
+    co_return false;
   }
-  authenticating_ = &e;
-  const std::uint64_t generation = ++auth_generation_;
-  auto self = shared_from_this();
-  auth_timer_.expires_after(e.config->auth->timeout);
-  auth_timer_.async_wait([self, generation](const std::error_code& error) {
-    if (error || generation != self->auth_generation_ || self->done_ || self->shutting_down_) return;
-    ++self->auth_generation_;  // the pending wait is void
-    self->fail(self->authenticating_->label + ": offset " +
-               std::to_string(self->auth_->read_offset()) +
-               ": authentication failed: no complete handshake within " +
-               std::to_string(self->authenticating_->config->auth->timeout.count()) + " ms");
-    self->auth_.reset();
-    self->abort();
-  });
-  step_auth();
+  const auto limit = e.config->auth->timeout;
+  timeout_.expires_after(limit);  // for the whole handshake
+  for (;;) {
+    switch (driver->advance()) {
+      case auth_driver::progress::done:
+        co_return true;
+      case auth_driver::progress::failed:
+        fail(e.label + ": " + driver->error());
+        co_return false;
+      case auth_driver::progress::waiting:
+        break;
+    }
+    const auto which = co_await (waiter_.wait(driver->wait_handle(), driver->wait_writable()) ||
+                                 timeout_.async_wait(tuple_awaitable));
+    if (done_) co_return false;
+    if (which.index() == 1) {
+      fail(e.label + ": offset " + std::to_string(driver->read_offset()) +
+           ": authentication failed: no complete handshake within " +
+           std::to_string(limit.count()) + " ms");
+      co_return false;
+    }
+    if (std::get<0>(which)) co_return false;  // cancelled
+  }
 }
 
-void instance::step_auth() {
-  switch (auth_->advance()) {
-    case auth_driver::progress::done:
-      ++auth_generation_;
-      auth_timer_.cancel();
-      auth_.reset();
-      authenticating_ = nullptr;
-      return open_next();
-    case auth_driver::progress::failed:
-      ++auth_generation_;
-      auth_timer_.cancel();
-      fail(authenticating_->label + ": " + auth_->error());
-      auth_.reset();
-      return abort();
-    case auth_driver::progress::waiting:
-      break;
-  }
-  const std::uint64_t generation = auth_generation_;
-  auto self = shared_from_this();
-  waiter_.wait(auth_->wait_handle(), auth_->wait_writable(),
-               [self, generation](const std::error_code& e) {
-                 if (e || generation != self->auth_generation_ || self->done_) return;
-                 if (self->shutting_down_) return;  // the children's exit ends it
-                 self->step_auth();
-               });
-}
-
-void instance::run() {
+bool instance::make_filters() {
   const open_context context{session_.name, number_, log_.get()};
   for (const auto& f : session_.filters) {
     try {
@@ -182,70 +215,37 @@ void instance::run() {
       filters_.push_back(std::move(made));
     } catch (const std::exception& e) {
       fail("filter " + f.name + ": " + e.what());
-      return abort();
+      return false;
     }
   }
-  // a->b runs the filters in list order, b->a in reverse.
-  std::vector<filter*> forward, backward;
-  for (auto& f : filters_) forward.push_back(f.get());
-  backward.assign(forward.rbegin(), forward.rend());
-
-  // The hooks run inside the pump's calls, which the instance outlives:
-  // they hold `this`; only the waits they start hold the instance alive.
-  const auto make_hooks = [this](std::unique_ptr<pump>* slot) {
-    return pump::hooks{
-        [this, slot](int fd, bool writable) { wait_for(**slot, fd, writable); },
-        [this](const std::string& error) { fail(error); },
-        [this](const std::string& line) { log_->line(line); },
-        [this] {
-          waiter_.forget_closed();
-          check_done();
-        }};
-  };
-  ab_ = std::make_unique<pump>(direction::a_to_b, a_, b_, forward, make_hooks(&ab_));
-  ba_ = std::make_unique<pump>(direction::b_to_a, b_, a_, backward, make_hooks(&ba_));
-  ab_->advance();
-  ba_->advance();
+  return true;
 }
 
-void instance::wait_for(pump& p, int fd, bool writable) {
-  auto self = shared_from_this();
-  waiter_.wait(fd, writable, [self, &p](const std::error_code& e) {
-    if (e || self->done_) return;
-    p.advance();
-  });
-}
-
-void instance::watch_child(endpoint_runtime& e) {
-  ++children_running_;
-  await_exit(e);
-}
-
-void instance::await_exit(endpoint_runtime& e) {
-  auto self = shared_from_this();
-  waiter_.wait(e.stream->child()->exit_handle(), false, [self, &e](const std::error_code& error) {
-    if (error || self->done_) return;
-    const auto outcome = e.stream->child()->reap();
-    if (!outcome) return self->await_exit(e);  // not yet: wait on
-    --self->children_running_;
-    if (!outcome->empty()) self->fail(e.label + ": " + e.stream->peer() + " " + *outcome);
-    self->check_done();
-  });
+asio::awaitable<void> instance::watch_child(endpoint_runtime& e) {
+  child_process& child = *e.stream->child();
+  for (;;) {
+    if (co_await waiter_.wait(child.exit_handle(), false)) co_return;  // the instance ended
+    const auto outcome = child.reap();
+    if (!outcome) continue;  // not yet: wait on
+    --children_running_;
+    if (!outcome->empty()) fail(e.label + ": " + e.stream->peer() + " " + *outcome);
+    check_done();
+    co_return;
+  }
 }
 
 void instance::fail(const std::string& error) {
-  if (!shutting_down_) {
-    failed_ = true;
-    log_line("session " + name_ + ", " + error);
-  }
+  if (shutting_down_ || done_) return;
+  failed_ = true;
+  log_line("session " + name_ + ", " + error);
   // The other direction gets the grace period to end by itself.
-  if (!shutting_down_ && !done_) {
-    auto self = shared_from_this();
-    grace_timer_.expires_after(grace_);
-    grace_timer_.async_wait([self](const std::error_code& e) {
-      if (!e && !self->done_) self->shutdown();
-    });
-  }
+  if (grace_started_) return;
+  grace_started_ = true;
+  spawn([](instance& self) -> asio::awaitable<void> {
+    self.grace_timer_.expires_after(self.grace_);
+    const auto [cancelled] = co_await self.grace_timer_.async_wait(tuple_awaitable);
+    if (!cancelled && !self.done_) self.shutdown();
+  });
 }
 
 void instance::check_done() {
@@ -259,40 +259,34 @@ void instance::check_done() {
 void instance::shutdown() {
   if (done_ || shutting_down_) return;
   shutting_down_ = true;
-  if (children_running_ == 0) return abort();
+  if (children_running_ == 0) return finish();
   for (endpoint_runtime* e : {&a_, &b_})
     if (e->stream && e->stream->child()) e->stream->child()->terminate();
-  auto self = shared_from_this();
-  grace_timer_.expires_after(grace_);
-  grace_timer_.async_wait([self](const std::error_code& e) {
-    if (e || self->done_) return;
-    for (endpoint_runtime* ep : {&self->a_, &self->b_})
-      if (ep->stream && ep->stream->child()) ep->stream->child()->kill();
-    self->abort();
+  spawn([](instance& self) -> asio::awaitable<void> {
+    self.kill_timer_.expires_after(self.grace_);
+    const auto [cancelled] = co_await self.kill_timer_.async_wait(tuple_awaitable);
+    if (cancelled || self.done_) co_return;
+    for (endpoint_runtime* e : {&self.a_, &self.b_})
+      if (e->stream && e->stream->child()) e->stream->child()->kill();
+    self.finish();
   });
-}
-
-// Ends the instance now, whatever is in flight.
-void instance::abort() {
-  if (done_) return;
-  finish();
 }
 
 void instance::finish() {
   if (done_) return;
   done_ = true;
-  open_timer_.cancel();
-  auth_timer_.cancel();
-  ++auth_generation_;
+  // Every coroutine of the instance is in one of these waits, or about to
+  // look at done_: cancelled, each returns without touching a stream.
+  timeout_.cancel();
   grace_timer_.cancel();
+  kill_timer_.cancel();
   waiter_.forget_all();
   open_waiter_.forget_all();
-  to_open_.clear();
+  changed_.notify();
   // Streams close (and spawn reaps its child) as they go.
   a_.stream.reset();
   b_.stream.reset();
-  auto self = shared_from_this();
-  asio::post(io_, [self] { self->on_end_(*self); });
+  asio::post(io_, [self = shared_from_this()] { self->on_end_(*self); });
 }
 
 }  // namespace pickleway

@@ -1,6 +1,12 @@
 // One instance of a session: two opened endpoints, the filters, and a pump
 // each way. It ends when both directions have ended and every child has
 // exited; it has failed if anything went wrong before a shutdown began.
+//
+// Its life is one coroutine (run()): open the endpoints one after the
+// other, each with its handshakes; make the filters; start the pumps and
+// the children's watchers; wait until they are done or a shutdown ends
+// them; close everything. Ending early is closing things: finish() cancels
+// every wait the instance's coroutines are in, and each returns at once.
 #pragma once
 
 #include <chrono>
@@ -9,11 +15,12 @@
 #include <string>
 #include <vector>
 
+#include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "config.hpp"
-#include "engine/auth_driver.hpp"
+#include "engine/event.hpp"
 #include "engine/pump.hpp"
 #include "engine/waiter.hpp"
 
@@ -42,19 +49,18 @@ class instance : public std::enable_shared_from_this<instance> {
  private:
   class sink;
 
-  void open_next();
-  void step_opener(bool timed_out);
-  // The endpoint's `auth` handshake, after it opened and before the next
-  // endpoint is opened.
-  void start_auth(endpoint_runtime& e);
-  void step_auth();
-  void run();
-  void wait_for(pump& p, int fd, bool writable);
-  void watch_child(endpoint_runtime& e);
-  void await_exit(endpoint_runtime& e);
+  // Runs `coroutine(*this)` on the instance's loop, keeping it alive.
+  template <typename Coroutine>
+  void spawn(Coroutine coroutine);
+  asio::awaitable<void> run(std::unique_ptr<opener> accepted, char accepted_side);
+  // Each false when the instance failed (or ended) on the way. `accepted`:
+  // the connection a listener took (its auth challenges first).
+  asio::awaitable<bool> open(endpoint_runtime& e, std::unique_ptr<opener> o, bool accepted);
+  asio::awaitable<bool> authenticate(endpoint_runtime& e, bool accepted);
+  bool make_filters();
+  asio::awaitable<void> watch_child(endpoint_runtime& e);
   void fail(const std::string& error);
-  void check_done();
-  void abort();
+  void check_done();  // finishes once the pumps and children are done
   void finish();
 
   asio::io_context& io_;
@@ -66,25 +72,19 @@ class instance : public std::enable_shared_from_this<instance> {
   std::unique_ptr<sink> log_;  // declared before what uses it: destroyed after
   waiter waiter_;       // the streams' and children's descriptors
   waiter open_waiter_;  // the openers' (they may close and reuse them)
+  asio::steady_timer timeout_;      // an opener's, a handshake's
+  asio::steady_timer grace_timer_;  // after a failure, until the shutdown
+  asio::steady_timer kill_timer_;   // after the shutdown's SIGTERM, until SIGKILL
+  event changed_;  // a pump or child ended, a shutdown began
 
   endpoint_runtime a_, b_;
   std::vector<std::unique_ptr<filter>> filters_;
   std::unique_ptr<pump> ab_, ba_;
 
-  // Opening, one endpoint at a time.
-  std::vector<std::pair<endpoint_runtime*, std::unique_ptr<opener>>> to_open_;
-  asio::steady_timer open_timer_;
-  std::uint64_t open_generation_ = 0;
-  endpoint_runtime* accepted_ = nullptr;  // the listening side's connection
-  std::unique_ptr<auth_driver> auth_;     // the handshake under way
-  endpoint_runtime* authenticating_ = nullptr;
-  asio::steady_timer auth_timer_;         // timeout_ms, for the whole handshake
-  std::uint64_t auth_generation_ = 0;
-
   int children_running_ = 0;
-  asio::steady_timer grace_timer_;
   bool failed_ = false;
   bool shutting_down_ = false;
+  bool grace_started_ = false;
   bool done_ = false;
 };
 

@@ -32,38 +32,41 @@ pump::pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
   from_.early_input.shrink_to_fit();
 }
 
-void pump::advance() {
+asio::awaitable<void> pump::run(waiter& w) {
   while (!ended_) {
+    int fd = -1;
+    bool writable = false;
     if (out_begin_ < out_.size()) {
-      if (!flush()) return;
-      continue;
-    }
-    if (input_closed_) {
+      if (flush(fd, writable)) continue;
+    } else if (input_closed_) {
       finish();
-      return;
+      co_return;
+    } else {
+      process();
+      if (out_begin_ < out_.size() || input_closed_) continue;
+      make_room();
+      std::string threw;
+      const io_result r = read_from(*from_.stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
+      switch (r.status) {
+        case io_status::done:
+          in_end_ += r.bytes;
+          continue;
+        case io_status::would_block:
+          fd = r.wait_handle;
+          writable = r.wait_writable;
+          break;
+        case io_status::eof:
+          source_done_ = true;
+          continue;
+        case io_status::failed:
+          // What came before the failure still goes on if it is complete.
+          source_done_ = true;
+          read_error_ = from_.label + ": offset " + std::to_string(reader_->offset() + (in_end_ - in_begin_)) +
+                        ": read failed: " + (threw.empty() ? r.error.message() : threw);
+          continue;
+      }
     }
-    process();
-    if (out_begin_ < out_.size() || input_closed_) continue;
-    make_room();
-    std::string threw;
-    const io_result r = read_from(*from_.stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
-    switch (r.status) {
-      case io_status::done:
-        in_end_ += r.bytes;
-        break;
-      case io_status::would_block:
-        hooks_.wait(r.wait_handle, r.wait_writable);
-        return;
-      case io_status::eof:
-        source_done_ = true;
-        break;
-      case io_status::failed:
-        // What came before the failure still goes on if it is complete.
-        source_done_ = true;
-        read_error_ = from_.label + ": offset " + std::to_string(reader_->offset() + (in_end_ - in_begin_)) +
-                      ": read failed: " + (threw.empty() ? r.error.message() : threw);
-        break;
-    }
+    if (co_await w.wait(fd, writable)) co_return;  // cancelled: the instance has ended
   }
 }
 
@@ -148,7 +151,7 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
   stats_.bytes += out.size();
 }
 
-bool pump::flush() {
+bool pump::flush(int& fd, bool& writable) {
   std::string why;
   const io_result r = write_to(*to_.stream, {out_.data() + out_begin_, out_.size() - out_begin_}, why);
   switch (r.status) {
@@ -164,7 +167,8 @@ bool pump::flush() {
       }
       return true;
     case io_status::would_block:
-      hooks_.wait(r.wait_handle, r.wait_writable);
+      fd = r.wait_handle;
+      writable = r.wait_writable;
       return false;
     case io_status::eof:
     case io_status::failed:

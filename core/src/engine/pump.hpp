@@ -13,7 +13,10 @@
 #include <string>
 #include <vector>
 
+#include <asio/awaitable.hpp>
+
 #include "engine/message_codec.hpp"
+#include "engine/waiter.hpp"
 #include "pickleway/filter.hpp"
 
 namespace pickleway {
@@ -40,10 +43,9 @@ struct direction_stats {
 
 class pump {
  public:
-  // How the pump reaches the world: wait for a descriptor, report an error,
-  // log a line, say it has ended. The instance provides them.
+  // How the pump reaches the world: report an error, log a line, say it
+  // has ended. The instance provides them, and the waiter it waits with.
   struct hooks {
-    std::function<void(int fd, bool writable)> wait;
     std::function<void(const std::string& error)> fail;
     std::function<void(const std::string& line)> log;
     std::function<void()> ended;
@@ -52,15 +54,17 @@ class pump {
   pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
        std::vector<filter*> chain, hooks h);
 
-  // Does all it can without blocking, then asks to wait; call again when
-  // the wait is over.
-  void advance();
+  // Moves messages until the direction ends (then the `ended` hook), or
+  // until a wait of it is cancelled (the instance is gone: it returns at
+  // once, touching nothing).
+  asio::awaitable<void> run(waiter& w);
   bool ended() const { return ended_; }
   const direction_stats& stats() const { return stats_; }
   direction dir() const { return dir_; }
 
  private:
-  bool flush();    // false: blocked or failed
+  // Writes what is out; false when it must wait for (fd, writable).
+  bool flush(int& fd, bool& writable);
   void process();  // buffered input -> output, until the high-water mark
   // `offset`: the stream offset of the message's framing; `header`: how
   // many bytes of framing come before its bytes there.

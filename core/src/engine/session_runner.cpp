@@ -1,5 +1,10 @@
 #include "engine/session_runner.hpp"
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+
 #include "log.hpp"
 
 namespace pickleway {
@@ -21,7 +26,8 @@ session_runner::session_runner(asio::io_context& io, const session_config& sessi
       grace_(grace),
       on_end_(std::move(on_end)),
       waiter_(io),
-      retry_timer_(io) {}
+      retry_timer_(io),
+      changed_(io) {}
 
 session_runner::~session_runner() { waiter_.forget_all(); }
 
@@ -43,38 +49,43 @@ void session_runner::start() {
     return on_end_();
   }
   log_line("session " + session_.name + ": listening on " + listener_->describe());
-  accept_next();
+  // Nothing the loop awaits throws; the runner outlives the io_context's run.
+  asio::co_spawn(io_, accept_loop(), asio::detached);
 }
 
-void session_runner::accept_next() {
-  if (stopping_ || accepting_ || live_.size() >= session_.max_instances) return;
-  accepting_ = true;
-  waiter_.wait(listener_->handle(), false, [this](const std::error_code& e) {
-    accepting_ = false;
-    if (e || stopping_) return;
-    std::string error;
-    std::unique_ptr<opener> accepted;
-    try {
-      accepted = listener_->accept(error);
-    } catch (const std::exception& ex) {
-      error = std::string("the transport threw: ") + ex.what();
+asio::awaitable<void> session_runner::accept_loop() {
+  while (!stopping_) {
+    // At max_instances further connections wait in the listen backlog.
+    if (live_.size() >= session_.max_instances) {
+      co_await changed_.changed();
+      continue;
     }
-    if (accepted) {
-      launch(std::move(accepted));
-    } else if (!error.empty()) {
+    if (co_await waiter_.wait(listener_->handle(), false)) co_return;  // stopping
+    // Every connection pending, not one a wake-up: a burst of clients is
+    // served before the backlog overflows.
+    while (!stopping_ && live_.size() < session_.max_instances) {
+      std::string error;
+      std::unique_ptr<opener> accepted;
+      try {
+        accepted = listener_->accept(error);
+      } catch (const std::exception& ex) {
+        error = std::string("the transport threw: ") + ex.what();
+      }
+      if (accepted) {
+        launch(std::move(accepted));
+        continue;
+      }
+      if (error.empty()) break;  // none waiting
       // Out of descriptors, say: the listener stays readable, so wait a
       // little before trying again instead of spinning on it.
       log_line("session " + session_.name + ": accept failed: " + error);
-      accepting_ = true;
       retry_timer_.expires_after(std::chrono::milliseconds(100));
-      retry_timer_.async_wait([this](const std::error_code& timer_error) {
-        accepting_ = false;
-        if (!timer_error) accept_next();
-      });
-      return;
+      const auto [cancelled] =
+          co_await retry_timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+      if (cancelled) co_return;
+      break;
     }
-    accept_next();
-  });
+  }
 }
 
 void session_runner::launch(std::unique_ptr<opener> accepted) {
@@ -102,7 +113,8 @@ void session_runner::ended(instance& i) {
       live_.erase(it);
       break;
     }
-  if (listener_ && !stopping_) return accept_next();
+  changed_.notify();
+  if (listener_ && !stopping_) return;
   if (live_.empty() && !done_) {
     done_ = true;
     on_end_();
@@ -114,6 +126,7 @@ void session_runner::shutdown() {
   stopping_ = true;
   retry_timer_.cancel();
   waiter_.forget_all();
+  changed_.notify();
   listener_.reset();  // closes the listening socket (and removes its file)
   // Instances leave live_ as they end; shut down a snapshot.
   const auto snapshot = live_;

@@ -8,10 +8,12 @@
 #include <memory>
 #include <set>
 
+#include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "config.hpp"
+#include "engine/event.hpp"
 #include "engine/instance.hpp"
 #include "engine/waiter.hpp"
 
@@ -37,7 +39,9 @@ class session_runner {
   const session_config& config() const { return session_; }
 
  private:
-  void accept_next();
+  // Accepts connections while there is room for instances, and every
+  // connection pending at each wake-up, until the session stops.
+  asio::awaitable<void> accept_loop();
   void launch(std::unique_ptr<opener> accepted);
   void ended(instance& i);
 
@@ -47,12 +51,12 @@ class session_runner {
   std::function<void()> on_end_;
   waiter waiter_;
   asio::steady_timer retry_timer_;  // after a failed accept
+  event changed_;                   // an instance ended, or the session stops
   std::unique_ptr<listener> listener_;
   char listening_side_ = 0;  // 'a', 'b', or 0
   std::set<std::shared_ptr<instance>> live_;
   std::uint64_t next_number_ = 1;
   session_totals ended_totals_;
-  bool accepting_ = false;
   bool stopping_ = false;
   bool done_ = false;
 };

@@ -2,14 +2,18 @@
 
 #include <fcntl.h>
 
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+
 namespace pickleway {
 
-void waiter::wait(int fd, bool writable, std::function<void(std::error_code)> done) {
+asio::awaitable<std::error_code> waiter::wait(int fd, bool writable) {
   auto& d = fds_[fd];
   if (!d) d = std::make_unique<asio::posix::stream_descriptor>(io_, fd);
-  d->async_wait(writable ? asio::posix::stream_descriptor::wait_write
-                         : asio::posix::stream_descriptor::wait_read,
-                [done = std::move(done)](const std::error_code& e) { done(e); });
+  const auto [error] = co_await d->async_wait(writable ? asio::posix::stream_descriptor::wait_write
+                                                       : asio::posix::stream_descriptor::wait_read,
+                                              asio::experimental::as_tuple(asio::use_awaitable));
+  co_return error;
 }
 
 void waiter::forget_closed() {

@@ -5,11 +5,11 @@
 // fd once), and is released, never closed, when the core is done with it.
 #pragma once
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <system_error>
 
+#include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 
@@ -22,9 +22,9 @@ class waiter {
   waiter(const waiter&) = delete;
   waiter& operator=(const waiter&) = delete;
 
-  // Calls `done` once `fd` is readable (writable), or with an error when
-  // the wait is cancelled.
-  void wait(int fd, bool writable, std::function<void(std::error_code)> done);
+  // Until `fd` is readable (writable); asio::error::operation_aborted when
+  // forget_all() cancels the wait. Never throws but std::bad_alloc.
+  asio::awaitable<std::error_code> wait(int fd, bool writable);
 
   // Drops the descriptors a plugin has closed meanwhile (a pipe's write end
   // after close_write), before their numbers can be reused.
