@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <fstream>
 
 #include "support/corpus.hpp"
 #include "support/gateway.hpp"
@@ -60,4 +61,32 @@ TEST_CASE("a unix listener serves 50 concurrent clients, each with its own worke
 
 TEST_CASE("clients beyond max_instances wait in the backlog and are served in turn") {
   serve_clients(R"(tcp, listen: "127.0.0.1:0")", "tcp:", 12, 3);
+}
+
+TEST_CASE("at start pickleway raises its open-file limit to the hard limit, and says when that is too low") {
+  const auto dir = make_temp_dir();
+  const auto config = [&](int max_instances) {
+    return write_text(dir, "wide" + std::to_string(max_instances) + ".yaml", R"(
+sessions:
+  - name: wide
+    a: {transport: tcp, listen: "127.0.0.1:0"}
+    b: {transport: spawn, command: [cat]}
+    max_instances: )" + std::to_string(max_instances) + "\n");
+  };
+  for (const int max_instances : {10, 10000}) {
+    CAPTURE(max_instances);
+    // A soft limit of 256 under a hard limit of 4096, as a service manager may set them.
+    gateway g(config(max_instances), {}, {"prlimit", "--nofile=256:4096", "--"});
+    REQUIRE(g.wait_for_line("session wide: listening on "));
+    std::ifstream limits("/proc/" + std::to_string(g.pid()) + "/limits");
+    std::string line;
+    while (std::getline(limits, line) && !line.starts_with("Max open files")) {
+    }
+    CHECK(line.find("4096                 4096") != std::string::npos);
+    g.signal(SIGTERM);
+    REQUIRE(g.wait() == 0);
+    const bool warned = g.log().find("the open-file limit is 4096 (the hard limit), less than") != std::string::npos;
+    CHECK(warned == (max_instances == 10000));
+  }
+  std::filesystem::remove_all(dir);
 }

@@ -1,5 +1,7 @@
 #include "engine/engine.hpp"
 
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -28,6 +30,34 @@ std::optional<long> peak_resident_kib() {
   return std::nullopt;
 }
 
+// Descriptors an instance may hold: a socket or two pipes each side, a
+// child's pidfd and its log pipe.
+constexpr std::uint64_t descriptors_per_instance = 6;
+constexpr std::uint64_t descriptors_of_our_own = 64;  // listeners, the log, plugins
+
+// Raises the open-file limit to the hard limit, as far as the sessions may
+// need, and says so once when even that is too low for max_instances.
+void raise_open_file_limit(const config& cfg) {
+  std::uint64_t needed = descriptors_of_our_own;
+  std::string widest;
+  for (const auto& s : cfg.sessions) {
+    const bool listens = s.a.endpoint->listens() || s.b.endpoint->listens();
+    needed += descriptors_per_instance * (listens ? s.max_instances : 1);
+    if (listens && widest.empty()) widest = s.name;
+  }
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed)
+    log_line("the open-file limit is " + std::to_string(limit.rlim_cur) +
+             " (the hard limit), less than the sessions' max_instances may need (about " +
+             std::to_string(needed) + "): raise it (LimitNOFILE= under systemd, ulimit -Hn) or "
+             "lower max_instances" + (widest.empty() ? "" : " of session " + widest));
+}
+
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
 std::string rate(std::uint64_t messages, std::uint64_t bytes, double seconds) {
@@ -45,6 +75,7 @@ struct engine::impl {
         deadline(io) {}
 
   void start() {
+    raise_open_file_limit(cfg);
     // None of these coroutines throws; each ends when its wait is cancelled.
     asio::co_spawn(io, on_signal(), asio::detached);
     for (const auto& s : cfg.sessions)
