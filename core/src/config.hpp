@@ -28,9 +28,18 @@ class config_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// `link: {...}` of an endpoint with `framing: link` (docs/framing.md).
+struct link_options {
+  std::uint64_t replay = std::uint64_t{64} << 20;  // bytes of unacknowledged messages
+  std::chrono::milliseconds resume{60000};
+  std::chrono::milliseconds keepalive{1000};
+  std::chrono::milliseconds ack{20};
+};
+
 struct framing_config {
   framing_kind kind = framing_kind::pickle;
-  framer_options pickle;  // max_message applies to both kinds
+  framer_options pickle;  // max_message applies to every kind
+  link_options link;      // framing: link
 };
 
 // `auth`: multiprocessing.connection's authkey challenge when the endpoint

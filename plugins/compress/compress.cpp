@@ -183,9 +183,9 @@ class compress_factory final : public filter_factory {
 
   std::optional<option_error> check(const chain_context& chain) override {
     restore_limit_ = chain.a_max_message;
-    if (chain.b_framing != framing_kind::length)
+    if (chain.b_framing == framing_kind::pickle)
       return option_error{"",
-                          "endpoint b must have `framing: length`: compressed messages are "
+                          "endpoint b must have `framing: length` or `link`: compressed messages are "
                           "not pickles, and b must be the link to a peer gateway that runs "
                           "compress with the same codec"};
     return std::nullopt;

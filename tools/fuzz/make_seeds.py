@@ -15,6 +15,7 @@ reads (see the comment at the top of tools/fuzz/<target>.cpp):
   config_fuzz     configs/*.yaml
   length_auth_fuzz  handshake transcripts of CPython 3.11 and 3.12 peers, in both
                   roles, with a right and a wrong key, then length-framed pickles
+  link_fuzz       hellos, welcomes and frames of framing: link
   dis_fuzz, inspect_fuzz, judge_fuzz
                   corpus messages and tests/python/make_malformed.py's hostile
                   ones (deep MARK nesting; ADDITEMS, APPENDS, SETITEMS, BUILD,
@@ -208,6 +209,25 @@ def inspection_seeds(out, streams):
             len(x).to_bytes(2, "little") + x for x in (m, other) if len(x) < 65536))
 
 
+def link_seeds(out):
+    """A link's opening and frames (docs/framing.md), under each max_message."""
+    import struct
+    link_id = bytes(range(16))
+    hello = b"PWL\x01\x01" + link_id + struct.pack(">Q", 1)
+    resume = b"PWL\x01\x02" + link_id + struct.pack(">Q", 42)
+    welcome = b"PWL\x01\x00" + struct.pack(">Q", 7)
+    unknown = b"PWL\x01\x01" + struct.pack(">Q", 0)
+    data = b"".join(struct.pack(">I", len(m)) + m for m in (pickle.dumps(None, 4), pickle.dumps([1, 2], 5)))
+    ack = struct.pack(">IQ", 0x80000001, 2)
+    keepalive = struct.pack(">I", 0x80000002)
+    end = struct.pack(">IQ", 0x80000003, 2)
+    wide = b"\xff\xff\xff\xff" + struct.pack(">Q", 3) + b"N."[:1] + b"N."
+    for k, (name, body) in enumerate((("hello", hello), ("resume", resume), ("welcome", welcome),
+                                      ("unknown", unknown), ("frames", data + ack + keepalive + end),
+                                      ("wide", wide + ack), ("bad", struct.pack(">I", 0x80000009)))):
+        write(out, name, bytes([k % 4]) + body)
+
+
 def main(argv):
     if len(argv) != 3:
         sys.stderr.write(__doc__)
@@ -221,6 +241,7 @@ def main(argv):
         config_seeds(os.path.join(out, "config_fuzz"))
         length_auth_seeds(os.path.join(out, "length_auth_fuzz"))
         inspection_seeds(out, streams)
+        link_seeds(os.path.join(out, "link_fuzz"))
     return 0
 
 

@@ -74,8 +74,9 @@ class filter {
 };
 
 // How the endpoints on either side of the chain frame their streams, for
-// filters that depend on it (compress needs a length-framed b side).
-enum class framing_kind : std::uint8_t { pickle, length };
+// filters that depend on it (compress needs a length-framed b side: a
+// `link` between gateways is one too).
+enum class framing_kind : std::uint8_t { pickle, length, link };
 struct chain_context {
   framing_kind a_framing = framing_kind::pickle;
   framing_kind b_framing = framing_kind::pickle;

@@ -7,7 +7,10 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/post.hpp>
 
+#include <openssl/rand.h>
+
 #include "engine/auth_driver.hpp"
+#include "engine/stream_calls.hpp"
 #include "log.hpp"
 
 namespace pickleway {
@@ -17,6 +20,23 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+// How long a link's hello and welcome may take, once the connection is open.
+constexpr std::chrono::seconds hello_timeout{10};
+
+// Whether the coroutine was cancelled from above (a link's resume_ms
+// ending its reconnect): then it gives up.
+asio::awaitable<bool> cancelled() {
+  const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+  co_return state.cancelled() != asio::cancellation_type::none;
+}
+
+link_wire::link_id random_link_id() {
+  link_wire::link_id id{};
+  if (::RAND_bytes(id.data(), static_cast<int>(id.size())) != 1)
+    throw std::runtime_error("no random bytes for a link id");
+  return id;
+}
 
 }  // namespace
 
@@ -32,13 +52,14 @@ class instance::sink final : public log_sink {
 };
 
 instance::instance(asio::io_context& io, const session_config& session, std::string name,
-                   std::uint64_t number, std::chrono::milliseconds grace,
+                   std::uint64_t number, std::chrono::milliseconds grace, link_registry* links,
                    std::function<void(instance&)> on_end)
     : io_(io),
       session_(session),
       name_(std::move(name)),
       number_(number),
       grace_(grace),
+      links_(links),
       on_end_(std::move(on_end)),
       log_(std::make_unique<sink>("session " + name_ + ": ")),
       waiter_(io),
@@ -62,6 +83,19 @@ instance::~instance() {
 direction_stats instance::stats(direction d) const {
   const auto& p = d == direction::a_to_b ? ab_ : ba_;
   return p ? p->stats() : direction_stats{};
+}
+
+link_stats instance::links() const {
+  link_stats total;
+  for (const endpoint_runtime* e : {&a_, &b_}) {
+    if (!e->link) continue;
+    const link_stats s = e->link->stats();
+    total.reconnects += s.reconnects;
+    total.resent += s.resent;
+    total.unacked += s.unacked;
+    total.unacked_bytes += s.unacked_bytes;
+  }
+  return total;
 }
 
 template <typename Coroutine>
@@ -93,6 +127,9 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
   // when their turn comes, so nothing of theirs starts before it passed
   // its handshakes.
   if (listening && !co_await open(*listening, std::move(accepted), true)) co_return finish();
+  if (listening && listening->config->framing.kind == framing_kind::link &&
+      !co_await open_link(*listening, true))
+    co_return finish();
   for (endpoint_runtime* e : {&a_, &b_}) {
     if (e == listening) continue;
     if (shutting_down_) co_return finish();
@@ -105,6 +142,8 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
       co_return finish();
     }
     if (!co_await open(*e, std::move(o), false)) co_return finish();
+    if (e->config->framing.kind == framing_kind::link && !co_await open_link(*e, false))
+      co_return finish();
   }
   if (shutting_down_ || !make_filters()) co_return finish();
 
@@ -165,7 +204,7 @@ asio::awaitable<bool> instance::open(endpoint_runtime& e, std::unique_ptr<opener
       co_await timeout_.async_wait(tuple_awaitable);
       timed_out = true;
     }
-    if (done_) co_return false;
+    if (done_ || co_await cancelled()) co_return false;
   }
 }
 
@@ -195,7 +234,7 @@ asio::awaitable<bool> instance::authenticate(endpoint_runtime& e, bool accepted)
     }
     const auto which = co_await (waiter_.wait(driver->wait_handle(), driver->wait_writable()) ||
                                  timeout_.async_wait(tuple_awaitable));
-    if (done_) co_return false;
+    if (done_ || co_await cancelled()) co_return false;
     if (which.index() == 1) {
       fail(e.label + ": offset " + std::to_string(driver->read_offset()) +
            ": authentication failed: no complete handshake within " +
@@ -234,6 +273,168 @@ asio::awaitable<void> instance::watch_child(endpoint_runtime& e) {
   }
 }
 
+// ---- framing: link
+
+std::shared_ptr<link> instance::make_link(endpoint_runtime& e, const link_wire::link_id& id,
+                                          bool connector) {
+  link::hooks h;
+  h.reconnect = [this, &e]() { return reconnect(e); };
+  h.fail = [this](const std::string& error) { fail(error); };
+  h.log = [this](const std::string& line) { log_->line(line); };
+  h.changed = [this] { check_done(); };
+  return std::make_shared<link>(io_, id, connector, e.config->framing.link,
+                                e.config->framing.pickle.max_message, e.label, std::move(h));
+}
+
+asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std::uint8_t> bytes) {
+  for (std::size_t done = 0; done < bytes.size();) {
+    std::string threw;
+    const io_result r = write_to(*e.stream, {bytes.data() + done, bytes.size() - done}, threw);
+    if (r.status == io_status::done) {
+      done += r.bytes;
+    } else if (r.status == io_status::would_block) {
+      if (co_await waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
+    } else {
+      fail(e.label + ": link hello: write failed: " +
+           (threw.empty() ? (r.error ? r.error.message() : "the peer closed the stream") : threw));
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+template <typename Message>
+asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
+                                                std::vector<std::uint8_t>& early) {
+  std::vector<std::uint8_t> in = std::move(e.early_input);  // what auth read past its end
+  e.early_input.clear();
+  for (;;) {
+    std::string error;
+    const std::size_t size = std::is_same_v<Message, link_wire::hello> ? link_wire::hello_size
+                                                                       : link_wire::welcome_size;
+    switch (link_wire::parse(in, m, error)) {
+      case link_wire::parse_status::done:
+        early.assign(in.begin() + static_cast<std::ptrdiff_t>(size), in.end());
+        co_return true;
+      case link_wire::parse_status::bad:
+        fail(e.label + ": link hello: " + error);
+        co_return false;
+      case link_wire::parse_status::need_more:
+        break;
+    }
+    std::uint8_t chunk[256];
+    std::string threw;
+    const io_result r = read_from(*e.stream, chunk, threw);
+    if (r.status == io_status::done) {
+      in.insert(in.end(), chunk, chunk + r.bytes);
+    } else if (r.status == io_status::would_block) {
+      if (co_await waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
+    } else {
+      fail(e.label + ": link hello: " +
+           (r.status == io_status::eof ? std::string("the peer closed the connection")
+                                       : "read failed: " + (threw.empty() ? r.error.message() : threw)));
+      co_return false;
+    }
+  }
+}
+
+asio::awaitable<bool> instance::open_link(endpoint_runtime& e, bool accepted) {
+  using namespace link_wire;
+  std::vector<std::uint8_t> early;
+  const auto within = [this](asio::awaitable<bool> step) -> asio::awaitable<bool> {
+    timeout_.expires_after(hello_timeout);
+    const auto which = co_await (std::move(step) || timeout_.async_wait(tuple_awaitable));
+    co_return which.index() == 0 && std::get<0>(which);
+  };
+  if (!accepted) {
+    const hello h{hello_kind::open, random_link_id(), 1};
+    std::vector<std::uint8_t> out;
+    encode(h, out);
+    welcome w;
+    const bool said = co_await within(send_bytes(e, std::move(out))) &&
+                      co_await within(receive_message(e, w, early));
+    if (!said) {
+      if (!done_) fail(e.label + ": link hello: no welcome within " + std::to_string(hello_timeout.count()) + " s");
+      co_return false;
+    }
+    if (w.status != welcome_status::ok) {
+      fail(e.label + ": link refused: " +
+           (w.status == welcome_status::bad_version ? "the far gateway speaks link version " + std::to_string(w.version)
+                                                     : std::string("the far gateway does not know this link")));
+      co_return false;
+    }
+    e.link = make_link(e, h.id, true);
+    e.link->attach(std::move(e.stream), w.next_expected, std::move(early));
+    co_return true;
+  }
+  hello h;
+  if (!co_await within(receive_message(e, h, early))) {
+    if (!done_) fail(e.label + ": link hello: none within " + std::to_string(hello_timeout.count()) + " s");
+    co_return false;
+  }
+  if (h.kind == hello_kind::open) {
+    std::vector<std::uint8_t> out;
+    encode(welcome{version, welcome_status::ok, 1}, out);
+    if (!co_await within(send_bytes(e, std::move(out)))) co_return false;
+    e.link = make_link(e, h.id, false);
+    if (links_) links_->add(h.id, e.link);
+    e.link->attach(std::move(e.stream), h.next_expected, std::move(early));
+    co_return true;
+  }
+  // A resume: the connection belongs to the instance that holds the link.
+  absorbed_ = true;
+  const std::shared_ptr<link> target = links_ ? links_->find(h.id) : nullptr;
+  std::vector<std::uint8_t> out;
+  encode(welcome{version, target ? welcome_status::ok : welcome_status::unknown_link,
+                 target ? target->next_expected() : 0},
+         out);
+  if (!co_await within(send_bytes(e, std::move(out)))) co_return false;
+  if (target) {
+    target->attach(std::move(e.stream), h.next_expected, std::move(early));
+  } else {
+    log_line("session " + session_.name + ": refused a connection that resumes a link this "
+             "gateway does not know (it restarted since?)");
+  }
+  co_return false;
+}
+
+asio::awaitable<bool> instance::resume_hello(endpoint_runtime& e, link_wire::welcome& w,
+                                             std::vector<std::uint8_t>& early) {
+  std::vector<std::uint8_t> out;
+  link_wire::encode(link_wire::hello{link_wire::hello_kind::resume, e.link->id(), e.link->next_expected()}, out);
+  co_return co_await send_bytes(e, std::move(out)) && co_await receive_message(e, w, early);
+}
+
+asio::awaitable<link::reconnection> instance::reconnect(endpoint_runtime& e) {
+  using namespace link_wire;
+  link::reconnection r;
+  std::unique_ptr<opener> o;
+  try {
+    o = e.config->endpoint->open(open_context{session_.name, number_, log_.get()});
+    if (!o) throw std::runtime_error("the transport gave no opener");
+  } catch (const std::exception& ex) {
+    fail(e.label + ": cannot open: " + ex.what());
+    co_return r;
+  }
+  // The transport, TLS and auth again, as the first time; then a resume.
+  if (!co_await open(e, std::move(o), false)) co_return r;
+  welcome w;
+  timeout_.expires_after(hello_timeout);
+  const auto said = co_await (resume_hello(e, w, r.early) || timeout_.async_wait(tuple_awaitable));
+  if (said.index() != 0 || !std::get<0>(said)) {
+    e.stream.reset();
+    co_return r;  // a reconnect broken again: resume_ms decides
+  }
+  if (w.status == welcome_status::unknown_link) {
+    e.stream.reset();
+    r.unknown = true;
+    co_return r;
+  }
+  r.stream = std::move(e.stream);
+  r.peer_next = w.next_expected;
+  co_return r;
+}
+
 void instance::fail(const std::string& error) {
   if (shutting_down_ || done_) return;
   failed_ = true;
@@ -250,6 +451,8 @@ void instance::fail(const std::string& error) {
 
 void instance::check_done() {
   if (done_ || children_running_ > 0) return;
+  for (const endpoint_runtime* e : {&a_, &b_})
+    if (e->link && !e->link->done()) return;  // messages still to acknowledge
   const bool running = ab_ && ba_;
   // Ended: both directions are done; or a shutdown came while opening and
   // the children it spawned have gone.
@@ -283,6 +486,11 @@ void instance::finish() {
   waiter_.forget_all();
   open_waiter_.forget_all();
   changed_.notify();
+  for (endpoint_runtime* e : {&a_, &b_}) {
+    if (!e->link) continue;
+    if (links_) links_->remove(e->link->id());
+    e->link->stop();
+  }
   // Streams close (and spawn reaps its child) as they go.
   a_.stream.reset();
   b_.stream.reset();

@@ -21,6 +21,8 @@
 
 #include "config.hpp"
 #include "engine/event.hpp"
+#include "engine/link.hpp"
+#include "engine/link_registry.hpp"
 #include "engine/pump.hpp"
 #include "engine/waiter.hpp"
 
@@ -29,8 +31,10 @@ namespace pickleway {
 class instance : public std::enable_shared_from_this<instance> {
  public:
   // `name` is "bridge" or "bridge#3" (instances of a listening session).
+  // `links`: the listening session's, where a link's instance registers
+  // it, and a resumed connection finds it.
   instance(asio::io_context& io, const session_config& session, std::string name,
-           std::uint64_t number, std::chrono::milliseconds grace,
+           std::uint64_t number, std::chrono::milliseconds grace, link_registry* links,
            std::function<void(instance&)> on_end);
   ~instance();
 
@@ -42,6 +46,10 @@ class instance : public std::enable_shared_from_this<instance> {
   void shutdown();
 
   bool failed() const { return failed_; }
+  // It only carried a connection to the instance whose link it resumes (or
+  // refused one): not an instance of its own, nor counted as one.
+  bool absorbed() const { return absorbed_; }
+  link_stats links() const;
   bool done() const { return done_; }
   direction_stats stats(direction d) const;
   const std::string& name() const { return name_; }
@@ -57,6 +65,17 @@ class instance : public std::enable_shared_from_this<instance> {
   // the connection a listener took (its auth challenges first).
   asio::awaitable<bool> open(endpoint_runtime& e, std::unique_ptr<opener> o, bool accepted);
   asio::awaitable<bool> authenticate(endpoint_runtime& e, bool accepted);
+  // framing: link, once the endpoint's stream is open: the hello, and the
+  // link that takes the stream (or, resuming, the link of another instance).
+  asio::awaitable<bool> open_link(endpoint_runtime& e, bool accepted);
+  asio::awaitable<link::reconnection> reconnect(endpoint_runtime& e);
+  asio::awaitable<bool> resume_hello(endpoint_runtime& e, link_wire::welcome& w,
+                                     std::vector<std::uint8_t>& early);
+  std::shared_ptr<link> make_link(endpoint_runtime& e, const link_wire::link_id& id, bool connector);
+  // The hello exchange's I/O on e.stream; false when it failed or timed out.
+  asio::awaitable<bool> send_bytes(endpoint_runtime& e, std::vector<std::uint8_t> bytes);
+  template <typename Message>
+  asio::awaitable<bool> receive_message(endpoint_runtime& e, Message& m, std::vector<std::uint8_t>& early);
   bool make_filters();
   asio::awaitable<void> watch_child(endpoint_runtime& e);
   void fail(const std::string& error);
@@ -68,6 +87,7 @@ class instance : public std::enable_shared_from_this<instance> {
   std::string name_;
   std::uint64_t number_;
   std::chrono::milliseconds grace_;
+  link_registry* links_;
   std::function<void(instance&)> on_end_;
   std::unique_ptr<sink> log_;  // declared before what uses it: destroyed after
   waiter waiter_;       // the streams' and children's descriptors
@@ -83,6 +103,7 @@ class instance : public std::enable_shared_from_this<instance> {
 
   int children_running_ = 0;
   bool failed_ = false;
+  bool absorbed_ = false;
   bool shutting_down_ = false;
   bool grace_started_ = false;
   bool done_ = false;

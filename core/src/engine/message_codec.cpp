@@ -100,7 +100,7 @@ class length_reader final : public message_reader {
 
 std::unique_ptr<message_reader> make_reader(const framing_config& framing,
                                            std::uint64_t first_offset) {
-  if (framing.kind == framing_kind::length)
+  if (framing.kind != framing_kind::pickle)  // a link's messages are length-framed
     return std::make_unique<length_reader>(framing.pickle.max_message, first_offset);
   return std::make_unique<pickle_reader>(framing.pickle);
 }
@@ -118,7 +118,7 @@ std::string whole_pickle_problem(bytes_view message, const framer_options& optio
 }
 
 void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out) {
-  if (kind == framing_kind::length) {
+  if (kind != framing_kind::pickle) {
     const std::uint64_t n = message.size();
     const auto put_be = [&out](std::uint64_t v, int width) {
       for (int shift = (width - 1) * 8; shift >= 0; shift -= 8)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "engine/link.hpp"
 #include "engine/stream_calls.hpp"
 #include "pickleway/python_repr.hpp"
 
@@ -24,7 +25,7 @@ pump::pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
       reader_(make_reader(from.config->framing, from.read_offset)),
       in_(std::max(read_chunk, from.early_input.size())),
       out_offset_(to.write_offset) {
-  if (!from_.stream->can_read()) source_done_ = input_closed_ = true;  // a one-way endpoint
+  if (!from_.link && !from_.stream->can_read()) source_done_ = input_closed_ = true;  // one-way
   // Bytes read with the auth handshake, past its end: the first messages.
   std::copy(from_.early_input.begin(), from_.early_input.end(), in_.begin());
   in_end_ = from_.early_input.size();
@@ -37,7 +38,11 @@ asio::awaitable<void> pump::run(waiter& w) {
     int fd = -1;
     bool writable = false;
     if (out_begin_ < out_.size()) {
-      if (flush(fd, writable)) continue;
+      const std::span<const std::uint8_t> pending{out_.data() + out_begin_, out_.size() - out_begin_};
+      std::string threw;
+      const io_result r = to_.link ? co_await to_.link->write(pending) : write_to(*to_.stream, pending, threw);
+      if (r.error == asio::error::operation_aborted && to_.link) co_return;  // the instance ended
+      if (wrote(r, threw, fd, writable)) continue;
     } else if (input_closed_) {
       finish();
       co_return;
@@ -45,8 +50,13 @@ asio::awaitable<void> pump::run(waiter& w) {
       process();
       if (out_begin_ < out_.size() || input_closed_) continue;
       make_room();
+      // Everything taken from a link so far is written on (or dropped): the
+      // far gateway may hear so.
+      if (from_.link) from_.link->delivered(handled_);
       std::string threw;
-      const io_result r = read_from(*from_.stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
+      const std::span<std::uint8_t> room{in_.data() + in_end_, in_.size() - in_end_};
+      const io_result r = from_.link ? co_await from_.link->read(room) : read_from(*from_.stream, room, threw);
+      if (r.error == asio::error::operation_aborted && from_.link) co_return;  // the instance ended
       switch (r.status) {
         case io_status::done:
           in_end_ += r.bytes;
@@ -108,7 +118,7 @@ void pump::process() {
 
 void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t offset,
                    std::size_t header) {
-  if (!to_.stream->can_write()) {
+  if (!to_.link && !to_.stream->can_write()) {
     stop_input(from_.label + ": offset " + std::to_string(offset) + ": a message arrived for " +
                to_.label + ", which has no writing side");
     return;
@@ -125,6 +135,7 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
     }
     if (result == filter_result::drop) {
       ++stats_.dropped;
+      ++handled_;
       return;
     }
     if (result == filter_result::fail) {
@@ -148,12 +159,12 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
   }
   encode_message(to_.config->framing.kind, out, out_);
   ++stats_.messages;
+  ++handled_;
   stats_.bytes += out.size();
 }
 
-bool pump::flush(int& fd, bool& writable) {
-  std::string why;
-  const io_result r = write_to(*to_.stream, {out_.data() + out_begin_, out_.size() - out_begin_}, why);
+bool pump::wrote(const io_result& r, const std::string& threw, int& fd, bool& writable) {
+  std::string why = threw;
   switch (r.status) {
     case io_status::done:
       out_begin_ += r.bytes;
@@ -206,7 +217,11 @@ void pump::finish() {
     }
   }
   // The destination's reader sees EOF: every message before it is whole.
-  if (to_.stream->can_write()) to_.stream->close_write();
+  if (to_.link) {
+    to_.link->close_write();
+  } else if (to_.stream->can_write()) {
+    to_.stream->close_write();
+  }
   from_.read_closed = true;
   ended_ = true;
   hooks_.ended();

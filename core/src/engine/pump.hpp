@@ -21,11 +21,16 @@
 
 namespace pickleway {
 
-// An opened endpoint, as the pumps of an instance share it.
+class link;
+
+// An opened endpoint, as the pumps of an instance share it: its stream, or
+// for `framing: link` the link that holds its connection (the stream is
+// then the connection being opened, until the link takes it).
 struct endpoint_runtime {
   const endpoint_config* config = nullptr;
   std::string label;  // "endpoint a (spawn)"
   std::unique_ptr<byte_stream> stream;
+  std::shared_ptr<pickleway::link> link;
   bool read_closed = false;  // no pump reads it any more
   // What an `auth` handshake leaves to the pumps: bytes the peer sent after
   // it (its first messages), and the stream offsets it read and wrote up to.
@@ -63,8 +68,8 @@ class pump {
   direction dir() const { return dir_; }
 
  private:
-  // Writes what is out; false when it must wait for (fd, writable).
-  bool flush(int& fd, bool& writable);
+  // What a write of the output did; false when it must wait for (fd, writable).
+  bool wrote(const io_result& r, const std::string& threw, int& fd, bool& writable);
   void process();  // buffered input -> output, until the high-water mark
   // `offset`: the stream offset of the message's framing; `header`: how
   // many bytes of framing come before its bytes there.
@@ -92,6 +97,7 @@ class pump {
   std::string read_error_;  // reported once the complete messages before it are out
   bool ended_ = false;
   std::uint64_t out_offset_ = 0;  // bytes written to `to_`
+  std::uint64_t handled_ = 0;     // messages from `from_` written on or dropped
   direction_stats stats_;
 };
 

@@ -91,13 +91,22 @@ asio::awaitable<void> session_runner::accept_loop() {
 void session_runner::launch(std::unique_ptr<opener> accepted) {
   const std::uint64_t number = next_number_++;
   const std::string name = listening_side_ ? session_.name + "#" + std::to_string(number) : session_.name;
-  auto i = std::make_shared<instance>(io_, session_, name, number, grace_,
+  auto i = std::make_shared<instance>(io_, session_, name, number, grace_, &links_,
                                       [this](instance& done) { ended(done); });
   live_.insert(i);
   i->start(std::move(accepted), listening_side_);
 }
 
 void session_runner::ended(instance& i) {
+  if (i.absorbed()) {  // it only carried a connection to another instance's link
+    for (auto it = live_.begin(); it != live_.end(); ++it)
+      if (it->get() == &i) {
+        live_.erase(it);
+        break;
+      }
+    changed_.notify();
+    return;
+  }
   if (listening_side_) {
     const auto ab = i.stats(direction::a_to_b), ba = i.stats(direction::b_to_a);
     log_line("session " + i.name() + ": ended" + (i.failed() ? " with an error" : "") + ", a>b " +

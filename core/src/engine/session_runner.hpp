@@ -55,6 +55,7 @@ class session_runner {
   std::unique_ptr<listener> listener_;
   char listening_side_ = 0;  // 'a', 'b', or 0
   std::set<std::shared_ptr<instance>> live_;
+  link_registry links_;  // of the instances' links, for connections that resume one
   std::uint64_t next_number_ = 1;
   session_totals ended_totals_;
   bool stopping_ = false;

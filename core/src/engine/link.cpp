@@ -1,0 +1,504 @@
+#include "engine/link.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "engine/stream_calls.hpp"
+
+namespace pickleway {
+namespace {
+
+constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+constexpr std::size_t read_chunk = 64 * 1024;
+// Whole messages waiting for the pump past which the receiver pauses.
+constexpr std::size_t high_water = 256 * 1024;
+// The most a single write sends before control frames get their turn.
+constexpr std::uint64_t send_chunk = 256 * 1024;
+
+using clock = std::chrono::steady_clock;
+
+std::uint64_t frame_size(std::span<const std::uint8_t> from, std::size_t pos, bool& whole) {
+  whole = false;
+  if (from.size() - pos < 4) return 0;
+  std::uint64_t size = 0;
+  for (std::size_t i = 0; i < 4; ++i) size = (size << 8) | from[pos + i];
+  std::size_t header = 4;
+  if (size == 0xFFFF'FFFF) {
+    if (from.size() - pos < 12) return 0;
+    size = 0;
+    for (std::size_t i = 4; i < 12; ++i) size = (size << 8) | from[pos + i];
+    header = 12;
+  }
+  const std::uint64_t total = header + size;
+  whole = total <= from.size() - pos;
+  return total;
+}
+
+}  // namespace
+
+struct link::connection {
+  connection(asio::io_context& io, std::unique_ptr<byte_stream> s)
+      : stream(std::move(s)), wait(io), last_received(clock::now()), last_sent(clock::now()) {}
+  ~connection() { wait.forget_all(); }
+
+  std::unique_ptr<byte_stream> stream;
+  waiter wait;
+  bool alive = true;
+  std::vector<std::uint8_t> raw = std::vector<std::uint8_t>(read_chunk);
+  std::size_t raw_begin = 0, raw_end = 0;  // received, not yet parsed
+  std::vector<std::uint8_t> control;       // frames to send at the next frame boundary
+  clock::time_point last_received, last_sent;
+  bool paused = false;    // the receiver holds off until the pump takes more
+  bool end_sent = false;  // END on this connection
+  bool fin_sent = false;  // our side closed, the link being finished
+  bool fin_seen = false;  // the far side closed its side
+};
+
+link::link(asio::io_context& io, link_wire::link_id id, bool connector, link_options options,
+           std::uint64_t max_message, std::string label, hooks h)
+    : io_(io),
+      id_(id),
+      connector_(connector),
+      options_(options),
+      max_message_(max_message),
+      label_(std::move(label)),
+      hooks_(std::move(h)),
+      ack_timer_(io),
+      resume_timer_(io),
+      space_changed_(io),
+      send_changed_(io),
+      data_changed_(io),
+      data_taken_(io),
+      ack_due_(io) {}
+
+link::~link() = default;
+
+template <typename Body>
+static void spawn_on(asio::io_context& io, std::shared_ptr<link> self, Body body,
+                     std::function<void(const std::string&)> fail) {
+  asio::co_spawn(io, [self, body]() { return body(*self); },
+                 [fail = std::move(fail)](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& ex) {
+                     fail(std::string("the link could not go on: ") + ex.what());
+                   }
+                 });
+}
+
+void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
+                  std::vector<std::uint8_t> early) {
+  if (stopped_) return;
+  const bool first = sent_ == 0 && highest_sent_ == 0 && stats_.reconnects == 0 && !recovering_ && !current_;
+  if (current_) broken(*current_, "a new connection replaced it");
+  // The far side has every message before peer_next: they need no ack.
+  if (peer_next - 1 < acked_ || peer_next - 1 > taken_) {
+    hooks_.fail(label_ + ": link broken: the far gateway expects message " +
+                std::to_string(peer_next) + ", but " + std::to_string(acked_) +
+                " were acknowledged and " + std::to_string(taken_) + " sent");
+    return stop();
+  }
+  acked(peer_next - 1);
+  sent_ = replay_base_;
+  if (highest_sent_ >= peer_next) {
+    const std::uint64_t again = highest_sent_ - (peer_next - 1);
+    stats_.resent += again;
+  }
+  if (!first) {
+    ++stats_.reconnects;
+    hooks_.log(label_ + ": link resumed: the far gateway expects message " +
+               std::to_string(peer_next) + " (" + std::to_string(taken_ - acked_) + " to send again)");
+  }
+  recovering_ = false;
+  resume_timer_.cancel();
+  auto c = std::make_shared<connection>(io_, std::move(stream));
+  std::copy(early.begin(), early.end(), c->raw.begin());
+  c->raw_end = early.size();
+  // Where this side stands goes first: what it has written of the far side's.
+  link_wire::encode_ack(written_, c->control);
+  ack_sent_ = written_;
+  current_ = c;
+  const auto fail = hooks_.fail;
+  spawn_on(io_, shared_from_this(), [c](link& l) { return l.receive(c); }, fail);
+  spawn_on(io_, shared_from_this(), [c](link& l) { return l.send(c); }, fail);
+  spawn_on(io_, shared_from_this(), [c](link& l) { return l.watch(c); }, fail);
+  if (first) spawn_on(io_, shared_from_this(), [](link& l) { return l.acknowledge(); }, fail);
+}
+
+// ---- The pumps' side
+
+asio::awaitable<io_result> link::read(std::span<std::uint8_t> into) {
+  for (;;) {
+    if (data_begin_ < committed_) {
+      const std::size_t n = std::min(into.size(), committed_ - data_begin_);
+      std::memcpy(into.data(), data_.data() + data_begin_, n);
+      data_begin_ += n;
+      trim_data();
+      data_taken_.notify();
+      co_return io_result::moved(n);
+    }
+    if (peer_ended_ && received_ >= peer_last_) co_return io_result::end();
+    if (stopped_) co_return io_result::failure(asio::error::operation_aborted);
+    co_await data_changed_.changed();
+  }
+}
+
+asio::awaitable<io_result> link::write(std::span<const std::uint8_t> from) {
+  for (;;) {
+    if (stopped_) co_return io_result::failure(asio::error::operation_aborted);
+    // Whole messages, while the replay buffer has room; one larger than
+    // the buffer goes when it is empty, alone.
+    std::size_t pos = 0;
+    for (;;) {
+      bool whole = false;
+      const std::uint64_t size = frame_size(from, pos, whole);
+      if (!whole) break;
+      const std::uint64_t held = replay_.size() - replay_begin_;
+      if (held > 0 && held + size > options_.replay) break;
+      replay_.insert(replay_.end(), from.begin() + static_cast<std::ptrdiff_t>(pos),
+                     from.begin() + static_cast<std::ptrdiff_t>(pos + size));
+      ends_.push_back(replay_base_ + (replay_.size() - replay_begin_));
+      ++taken_;
+      pos += static_cast<std::size_t>(size);
+    }
+    if (pos > 0) {
+      send_changed_.notify();
+      co_return io_result::moved(pos);
+    }
+    co_await space_changed_.changed();
+  }
+}
+
+void link::close_write() {
+  end_requested_ = true;
+  send_changed_.notify();
+  hooks_.changed();
+}
+
+void link::delivered(std::uint64_t messages) {
+  if (messages <= written_) return;
+  written_ = messages;
+  ack_due_.notify();
+}
+
+bool link::finished() const {
+  return end_requested_ && acked_ == taken_ && peer_ended_ && received_ >= peer_last_ &&
+         written_ >= peer_last_ && ack_sent_ >= peer_last_;
+}
+
+link_stats link::stats() const {
+  link_stats s = stats_;
+  s.unacked = taken_ - acked_;
+  s.unacked_bytes = replay_.size() - replay_begin_;
+  return s;
+}
+
+void link::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  ack_timer_.cancel();
+  resume_timer_.cancel();
+  if (current_) broken(*current_, {});
+  for (event* e : {&space_changed_, &send_changed_, &data_changed_, &data_taken_, &ack_due_})
+    e->notify();
+}
+
+// ---- A connection's coroutines
+
+asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
+  while (c->alive) {
+    // The pump has enough to take: hold off (TCP slows the far side), but
+    // never inside a frame, which must come whole.
+    if (!in_frame_ && committed_ - data_begin_ >= high_water) {
+      c->paused = true;
+      co_await data_taken_.changed();
+      c->paused = false;
+      c->last_received = clock::now();
+      continue;
+    }
+    if (c->raw_begin < c->raw_end && !parse(*c)) co_return;
+    if (!c->alive) co_return;
+    if (c->raw_begin > 0) {
+      std::memmove(c->raw.data(), c->raw.data() + c->raw_begin, c->raw_end - c->raw_begin);
+      c->raw_end -= c->raw_begin;
+      c->raw_begin = 0;
+    }
+    if (c->raw.size() - c->raw_end < read_chunk / 2) c->raw.resize(c->raw_end + read_chunk);
+    std::string threw;
+    const io_result r =
+        read_from(*c->stream, {c->raw.data() + c->raw_end, c->raw.size() - c->raw_end}, threw);
+    switch (r.status) {
+      case io_status::done:
+        c->raw_end += r.bytes;
+        c->last_received = clock::now();
+        break;
+      case io_status::would_block:
+        if (co_await c->wait.wait(r.wait_handle, r.wait_writable)) co_return;
+        break;
+      case io_status::eof:
+        c->fin_seen = true;
+        if (finished()) {
+          broken(*c, {});
+          hooks_.changed();
+          co_return;
+        }
+        broken(*c, "the far gateway closed the connection");
+        co_return;
+      case io_status::failed:
+        broken(*c, threw.empty() ? r.error.message() : threw);
+        co_return;
+    }
+  }
+}
+
+bool link::parse(connection& c) {
+  while (c.raw_begin < c.raw_end) {
+    const bytes_view rest(c.raw.data() + c.raw_begin, c.raw_end - c.raw_begin);
+    if (in_frame_) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(rest.size(), payload_left_));
+      data_.insert(data_.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(n));
+      c.raw_begin += n;
+      payload_left_ -= n;
+      if (payload_left_ == 0) {
+        in_frame_ = false;
+        committed_ = data_.size();
+        ++received_;
+        data_changed_.notify();
+      }
+      continue;
+    }
+    const link_wire::frame f = link_wire::next_frame(rest, max_message_);
+    switch (f.what) {
+      case link_wire::frame::kind::need_more:
+        return true;
+      case link_wire::frame::kind::data:
+        data_.insert(data_.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(f.consumed));
+        payload_left_ = f.number;
+        in_frame_ = true;
+        if (payload_left_ == 0) {
+          in_frame_ = false;
+          committed_ = data_.size();
+          ++received_;
+          data_changed_.notify();
+        }
+        break;
+      case link_wire::frame::kind::ack:
+        if (f.number > taken_ || f.number < acked_) {
+          hooks_.fail(label_ + ": link broken: the far gateway acknowledges message " +
+                      std::to_string(f.number) + " of " + std::to_string(taken_) + " sent");
+          stop();
+          return false;
+        }
+        acked(f.number);
+        break;
+      case link_wire::frame::kind::keepalive:
+        break;
+      case link_wire::frame::kind::end:
+        if (f.number < received_) {
+          hooks_.fail(label_ + ": link broken: the far gateway ends at message " +
+                      std::to_string(f.number) + " after sending " + std::to_string(received_));
+          stop();
+          return false;
+        }
+        peer_ended_ = true;
+        peer_last_ = f.number;
+        data_changed_.notify();
+        hooks_.changed();
+        break;
+      case link_wire::frame::kind::bad:
+        hooks_.fail(label_ + ": link broken: " + f.error);
+        stop();
+        return false;
+    }
+    c.raw_begin += f.consumed;
+  }
+  return true;
+}
+
+asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
+  while (c->alive) {
+    const std::uint64_t replay_end = replay_base_ + (replay_.size() - replay_begin_);
+    // Control frames go between DATA frames, never inside one.
+    const bool at_boundary =
+        sent_ == replay_base_ || std::binary_search(ends_.begin(), ends_.end(), sent_);
+    if (at_boundary && sent_ == replay_end && end_requested_ && !c->end_sent) {
+      link_wire::encode_end(taken_, c->control);
+      c->end_sent = true;
+    }
+    std::span<const std::uint8_t> chunk;
+    bool control = false;
+    if (at_boundary && !c->control.empty()) {
+      chunk = c->control;
+      control = true;
+    } else if (sent_ < replay_end) {
+      // Up to a frame's end, at most send_chunk on, or the frame's end.
+      auto end = std::upper_bound(ends_.begin(), ends_.end(), sent_ + send_chunk);
+      const std::uint64_t until = end == ends_.begin() ? *std::upper_bound(ends_.begin(), ends_.end(), sent_)
+                                                      : *std::prev(end);
+      const std::size_t from = replay_begin_ + static_cast<std::size_t>(sent_ - replay_base_);
+      chunk = {replay_.data() + from, static_cast<std::size_t>(until - sent_)};
+    } else if (finished() && !c->fin_sent) {
+      // Everything acknowledged both ways: close our side; the far side's
+      // close (EOF) ends the link.
+      c->fin_sent = true;
+      c->stream->close_write();
+      hooks_.changed();
+      continue;
+    } else {
+      co_await send_changed_.changed();
+      continue;
+    }
+    std::string threw;
+    const io_result r = write_to(*c->stream, chunk, threw);
+    switch (r.status) {
+      case io_status::done:
+        c->last_sent = clock::now();
+        if (control) {
+          c->control.erase(c->control.begin(), c->control.begin() + static_cast<std::ptrdiff_t>(r.bytes));
+        } else {
+          sent_ += r.bytes;
+          const auto whole = static_cast<std::uint64_t>(
+              std::upper_bound(ends_.begin(), ends_.end(), sent_) - ends_.begin());
+          highest_sent_ = std::max(highest_sent_, acked_ + whole);
+        }
+        break;
+      case io_status::would_block:
+        if (co_await c->wait.wait(r.wait_handle, r.wait_writable)) co_return;
+        break;
+      case io_status::eof:
+      case io_status::failed:
+        broken(*c, threw.empty() ? (r.error ? r.error.message() : "the peer closed the connection")
+                                 : threw);
+        co_return;
+    }
+  }
+}
+
+asio::awaitable<void> link::watch(std::shared_ptr<connection> c) {
+  asio::steady_timer tick(io_);
+  const auto silence = 3 * options_.keepalive;
+  while (c->alive) {
+    tick.expires_after(options_.keepalive);
+    co_await tick.async_wait(tuple_awaitable);
+    if (!c->alive) co_return;
+    const auto now = clock::now();
+    if (!c->paused && now - c->last_received >= silence) {
+      broken(*c, "nothing heard for " + std::to_string(silence.count()) + " ms");
+      co_return;
+    }
+    if (now - c->last_sent >= options_.keepalive && c->control.empty()) {
+      link_wire::encode_keepalive(c->control);
+      send_changed_.notify();
+    }
+  }
+}
+
+// Acknowledges what delivered() reports, at most every ack_ms.
+asio::awaitable<void> link::acknowledge() {
+  while (!stopped_) {
+    if (written_ == ack_sent_ || !current_) {
+      co_await ack_due_.changed();
+      continue;
+    }
+    ack_timer_.expires_after(options_.ack);
+    const auto [cancelled] = co_await ack_timer_.async_wait(tuple_awaitable);
+    if (cancelled || stopped_) co_return;
+    if (!current_) continue;  // the next connection's first frame says it
+    link_wire::encode_ack(written_, current_->control);
+    ack_sent_ = written_;
+    send_changed_.notify();
+    hooks_.changed();
+  }
+}
+
+void link::acked(std::uint64_t number) {
+  while (acked_ < number) {
+    const std::uint64_t end = ends_.front();
+    ends_.pop_front();
+    replay_begin_ += static_cast<std::size_t>(end - replay_base_);
+    replay_base_ = end;
+    ++acked_;
+  }
+  if (sent_ < replay_base_) sent_ = replay_base_;
+  // Compact once the acknowledged part is most of the buffer.
+  if (replay_begin_ > replay_.size() / 2) {
+    replay_.erase(replay_.begin(), replay_.begin() + static_cast<std::ptrdiff_t>(replay_begin_));
+    replay_begin_ = 0;
+    if (replay_.capacity() > 4 * options_.replay && replay_.empty()) std::vector<std::uint8_t>().swap(replay_);
+  }
+  space_changed_.notify();
+  hooks_.changed();
+}
+
+void link::trim_data() {
+  if (data_begin_ == committed_ && committed_ == data_.size()) {
+    data_.clear();
+    data_begin_ = committed_ = 0;
+  } else if (data_begin_ > high_water && data_begin_ > data_.size() / 2) {
+    data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(data_begin_));
+    committed_ -= data_begin_;
+    data_begin_ = 0;
+  }
+}
+
+void link::broken(connection& c, const std::string& why) {
+  if (!c.alive) return;
+  c.alive = false;
+  c.wait.forget_all();  // its coroutines' waits end
+  c.stream.reset();
+  if (current_.get() == &c) current_.reset();
+  // A message half received comes again, whole.
+  data_.resize(committed_);
+  in_frame_ = false;
+  payload_left_ = 0;
+  for (event* e : {&send_changed_, &data_taken_}) e->notify();
+  if (stopped_ || why.empty()) return;
+  hooks_.log(label_ + ": link broken: " + why + "; resuming within " +
+             std::to_string(options_.resume.count()) + " ms");
+  if (!recovering_) {
+    recovering_ = true;
+    spawn_on(io_, shared_from_this(), [](link& l) { return l.recover(); }, hooks_.fail);
+  }
+}
+
+asio::awaitable<void> link::recover() {
+  using namespace asio::experimental::awaitable_operators;
+  resume_timer_.expires_after(options_.resume);
+  bool unknown = false;
+  if (!connector_) {
+    // The far gateway reconnects; the session hands its connection over.
+    const auto [cancelled] = co_await resume_timer_.async_wait(tuple_awaitable);
+    if (cancelled || stopped_ || current_) co_return;
+  } else {
+    // A new connection, or the end of resume_ms, whichever comes first.
+    auto got = co_await (hooks_.reconnect() || resume_timer_.async_wait(tuple_awaitable));
+    if (stopped_ || current_) co_return;
+    if (got.index() == 0) {
+      reconnection& r = std::get<0>(got);
+      if (r.stream) co_return attach(std::move(r.stream), r.peer_next, std::move(r.early));
+      if (!r.unknown) co_return;  // the instance failed, and said why
+      unknown = true;
+    }
+  }
+  recovering_ = false;
+  if (finished()) {  // the far side only missed our last word: nothing is lost
+    hooks_.changed();
+    co_return;
+  }
+  if (unknown) {
+    hooks_.fail(label_ + ": link lost: the far gateway does not know this link");
+  } else {
+    hooks_.fail(label_ + ": link lost after resume_ms: " + std::to_string(taken_ - acked_) +
+                " messages (" + std::to_string(replay_.size() - replay_begin_) +
+                " bytes) not acknowledged");
+  }
+  stop();
+}
+
+}  // namespace pickleway
