@@ -180,7 +180,7 @@ std::string near_config(const std::string& codec, int port, const std::string& c
 
 // The command line of one of tools/python's demo programs.
 std::string demo_command(const std::string& program) {
-  return "[" + std::string(PICKLEWAY_PYTHON) + ", " + PICKLEWAY_SOURCE_DIR + "/tools/python/" +
+  return std::string("[") + PICKLEWAY_PYTHON + ", " + PICKLEWAY_SOURCE_DIR + "/tools/python/" +
          program + "]";
 }
 

@@ -105,8 +105,10 @@ class firewall_factory final : public filter_factory {
       case ext_mode::deny: text += "deny"; break;
       case ext_mode::allow: text += "allow"; break;
       case ext_mode::listed:
-        for (std::size_t i = 0; i < policy_.ext_codes().size(); ++i)
-          text += (i ? "," : "") + std::to_string(policy_.ext_codes()[i]);
+        for (std::size_t i = 0; i < policy_.ext_codes().size(); ++i) {
+          if (i) text += ',';
+          text += std::to_string(policy_.ext_codes()[i]);
+        }
         break;
     }
     text += std::string(" persid=") + (policy_.allows_persid() ? "allow" : "deny") +

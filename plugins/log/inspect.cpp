@@ -395,7 +395,7 @@ void inspector::inspect(bytes_view message, message_facts& facts) {
         name.reserve(g.module.size() + 1 + g.name.size());
         name.append(g.module).append(".").append(g.name);
       } else {
-        name = "?";
+        name.push_back('?');
       }
     }
     facts.type = walker_.walk(message.first(info.size), info);

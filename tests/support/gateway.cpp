@@ -121,7 +121,7 @@ std::filesystem::path write_text(const std::filesystem::path& dir, const std::st
 }
 
 std::string peer_command(const std::vector<std::string>& args) {
-  std::string out = "[" + std::string(PICKLEWAY_PYTHON) + ", " + PICKLEWAY_SOURCE_DIR +
+  std::string out = std::string("[") + PICKLEWAY_PYTHON + ", " + PICKLEWAY_SOURCE_DIR +
                     "/tests/python/peer.py";
   for (const auto& a : args) out += ", \"" + a + "\"";
   return out + "]";
