@@ -21,7 +21,8 @@ constexpr std::string_view usage =
     "usage: pickleway run CONFIG.yaml [--session NAME]... [--stats SECONDS] [--plugin-path DIR]...\n"
     "       pickleway check CONFIG.yaml [--plugin-path DIR]...\n"
     "       pickleway plugins [--plugin-path DIR]...\n"
-    "       pickleway dis [FILE|-]\n";
+    "       pickleway dis [FILE|-]\n"
+    "       pickleway --version\n";
 
 int bad_usage(std::string_view why) {
   std::cerr << "pickleway: " << why << "\n" << usage;
@@ -180,6 +181,11 @@ int main(int argc, char** argv) {
   const std::string_view command = argv[1];
   if (command == "--help" || command == "-h" || command == "help") {
     std::cout << usage;
+    return 0;
+  }
+  if (command == "--version") {
+    if (argc > 2) return bad_usage("--version takes no arguments");
+    std::cout << "pickleway " << PICKLEWAY_VERSION << " (plugin ABI " << abi_version << ")\n";
     return 0;
   }
   std::string error;

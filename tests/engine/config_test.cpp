@@ -20,9 +20,7 @@ struct outcome {
 };
 
 outcome pickleway_cli(const std::vector<std::string>& args) {
-  std::string command = quote(PICKLEWAY_BINARY);
-  for (const auto& a : args) command.append(" ").append(quote(a));
-  const auto r = run({"sh", "-c", command + " 2>&1"});
+  const auto r = run_pickleway(args);
   return {r.exit_status, r.out};
 }
 

@@ -28,4 +28,10 @@ run_result run(const std::vector<std::string>& argv) {
   return result;
 }
 
+run_result run_pickleway(const std::vector<std::string>& args) {
+  std::string command = quote(PICKLEWAY_BINARY);
+  for (const auto& a : args) command.append(" ").append(quote(a));
+  return run({"sh", "-c", command + " 2>&1"});
+}
+
 }  // namespace pickleway::test

@@ -15,6 +15,10 @@ struct run_result {
 // through; standard output is captured.
 run_result run(const std::vector<std::string>& argv);
 
+// Runs the pickleway binary of this build with `args`; `out` holds its
+// standard output and standard error together.
+run_result run_pickleway(const std::vector<std::string>& args);
+
 // Shell-quotes one word.
 std::string quote(const std::string& word);
 
