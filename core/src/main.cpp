@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "config.hpp"
-#include "pickleway/disassembler.hpp"
 #include "engine/engine.hpp"
+#include "pickleway/disassembler.hpp"
 #include "plugin_registry.hpp"
 
 namespace {
@@ -120,6 +120,19 @@ std::optional<config> load(const command_line& c, plugin_registry& registry) {
   }
 }
 
+// "    defaults: a=1 b=2\n" (with `label` before "defaults"), or nothing.
+std::string defaults_line(const std::string& label, const std::vector<std::string>& defaults) {
+  if (defaults.empty()) return {};
+  std::string line = "    " + label + "defaults:";
+  for (const auto& d : defaults) line += " " + d;
+  return line + "\n";
+}
+
+template <typename T>
+std::string setting_text(const setting<T>& s) {
+  return std::to_string(s.value) + (s.written() ? "" : " (default)");
+}
+
 int run_check(const command_line& c) {
   if (c.positional.size() != 1) return bad_usage("check takes one CONFIG.yaml");
   plugin_registry registry;
@@ -128,15 +141,26 @@ int run_check(const command_line& c) {
   for (const auto& s : cfg->sessions) {
     std::cout << "session " << s.name << "\n"
               << "  a: " << s.a.endpoint->describe() << " " << framing_text(s.a.framing) << auth_text(s.a.auth)
-              << "\n";
-    std::string chain;
-    for (const auto& f : s.filters) chain += (chain.empty() ? "" : " -> ") + f.factory->describe();
+              << "\n"
+              << defaults_line("", s.a.defaults);
+    std::string chain, filter_defaults;
+    for (const auto& f : s.filters) {
+      chain += (chain.empty() ? "" : " -> ") + f.factory->describe();
+      filter_defaults += defaults_line(f.name + " ", f.defaults);
+    }
     std::cout << "  filters a>b: " << (chain.empty() ? "(none)" : chain) << "\n"
+              << filter_defaults
               << "  b: " << s.b.endpoint->describe() << " " << framing_text(s.b.framing) << auth_text(s.b.auth)
-              << "\n";
+              << "\n"
+              << defaults_line("", s.b.defaults);
     if (s.a.endpoint->listens() || s.b.endpoint->listens())
-      std::cout << "  max_instances: " << s.max_instances << "\n";
+      std::cout << "  max_instances: " << setting_text(s.max_instances) << "\n";
+    else
+      std::cout << "  instances: " << setting_text(s.instances) << "\n";
   }
+  std::cout << "threads: " << cfg->threads.value
+            << (cfg->threads.written() ? "" : " (default: the number of CPUs)") << "\n";
+  if (cfg->metrics_listen.written()) std::cout << "metrics: listen " << cfg->metrics_listen.value << "\n";
   std::cout << "ok: " << cfg->sessions.size() << " session(s)\n";
   return 0;
 }
@@ -146,6 +170,10 @@ int run_run(const command_line& c) {
   plugin_registry registry;
   auto cfg = load(c, registry);
   if (!cfg) return 2;
+  if (const auto refused = not_yet_supported(*cfg)) {
+    std::cerr << *refused << "\n";
+    return 2;
+  }
   if (!c.sessions.empty()) {
     std::vector<session_config> chosen;
     for (const auto& name : c.sessions) {

@@ -23,8 +23,10 @@ constexpr option_spec compress_options[] = {
      codec_choices},
     {"level", option_type::integer, false,
      "compression level (default: the codec's: zstd 3, lz4 0, zlib 6)"},
-    {"min_size", option_type::size, false,
-     "messages smaller than this go stored, not compressed (default 0)"},
+    {.name = "min_size",
+     .type = option_type::size,
+     .help = "messages smaller than this go stored, not compressed",
+     .default_value = "0"},
 };
 
 struct settings {
@@ -230,7 +232,7 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
     return nullptr;
   }
   s.level = static_cast<int>(level);
-  const std::int64_t min_size = values.get_integer("min_size").value_or(0);
+  const std::int64_t min_size = *values.get_integer("min_size");
   if (min_size < 0) {
     error = {"min_size", "compress: min_size cannot be negative"};
     return nullptr;

@@ -20,7 +20,10 @@ const option_spec options[6] = {
      "connect: verify the server's certificate and name (default true)"},
     {"server_name", option_type::string, false,
      "connect: name to verify the server as, and to send as SNI (default: the host of connect)"},
-    {"timeout_ms", option_type::integer, false, "longest TLS handshake (default 10000)"},
+    {.name = "timeout_ms",
+     .type = option_type::integer,
+     .help = "longest TLS handshake, in milliseconds",
+     .default_value = "10000"},
 };
 
 std::string take_errors(const std::string& fallback) {
@@ -121,7 +124,7 @@ std::shared_ptr<const context> context::make(const option_values& tls, bool list
   const auto ca = tls.get_string("ca");
   const auto verify_peer = tls.get_boolean("verify_peer");
   const auto server_name = tls.get_string("server_name");
-  const auto timeout = tls.get_integer("timeout_ms");
+  const std::int64_t timeout = *tls.get_integer("timeout_ms");
 
   if (listens) {
     if (!cert) return refuse("tls on a listener needs `cert` and `key`: its certificate");
@@ -136,7 +139,7 @@ std::shared_ptr<const context> context::make(const option_values& tls, bool list
   if (key && !cert) return refuse("tls.key needs its `cert`");
   if (server_name && server_name->empty())
     return refuse("tls.server_name is empty");
-  if (timeout && (*timeout < 1 || *timeout > 3'600'000))
+  if (timeout < 1 || timeout > 3'600'000)
     return refuse("tls.timeout_ms must be from 1 to 3600000");
 
   ERR_clear_error();
@@ -182,7 +185,7 @@ std::shared_ptr<const context> context::make(const option_values& tls, bool list
   }
 
   made->listens_ = listens;
-  if (timeout) made->timeout_ = std::chrono::milliseconds(*timeout);
+  made->timeout_ = std::chrono::milliseconds(timeout);
   if (listens) {
     made->verify_peer_ = ca.has_value();
     if (ca) {

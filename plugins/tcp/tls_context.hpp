@@ -13,7 +13,7 @@
 //              a client must present a certificate that verifies against it.
 //
 // Both: TLS 1.2 or newer, no renegotiation, no session tickets (nothing
-// resumes sessions), `timeout_ms` (default 10000) for the whole handshake.
+// resumes sessions), `timeout_ms` for the whole handshake.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -61,7 +61,7 @@ class context {
   std::string server_name_;
   bool server_name_is_ip_ = false;
   std::string ca_;
-  std::chrono::milliseconds timeout_{10000};
+  std::chrono::milliseconds timeout_{};
 };
 
 // OpenSSL's error queue as one line of text, root cause first, and

@@ -24,7 +24,7 @@
 namespace pickleway {
 
 // Bumped on any change to the public headers that changes their ABI.
-inline constexpr std::uint32_t abi_version = 2;
+inline constexpr std::uint32_t abi_version = 3;
 
 enum class plugin_kind : std::uint32_t { transport = 1, filter = 2 };
 

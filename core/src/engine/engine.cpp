@@ -20,7 +20,21 @@ std::string rate(std::uint64_t messages, std::uint64_t bytes, double seconds) {
   return text;
 }
 
+std::string refusal(const std::string& where, const std::string& what) {
+  return where + ": " + what + ": not supported by this version yet";
+}
+
 }  // namespace
+
+std::optional<std::string> not_yet_supported(const config& c) {
+  if (c.metrics_listen.written()) return refusal(c.metrics_listen.where, "metrics");
+  // Without `threads`, one event loop runs everything, as it always has.
+  if (c.threads.written() && c.threads.value > 1)
+    return refusal(c.threads.where, "threads above 1");
+  for (const auto& s : c.sessions)
+    if (s.instances.value > 1) return refusal(s.instances.where, "instances above 1");
+  return std::nullopt;
+}
 
 struct engine::impl {
   impl(config c, std::optional<double> stats)

@@ -47,7 +47,7 @@ void session_runner::start() {
 }
 
 void session_runner::accept_next() {
-  if (stopping_ || accepting_ || live_.size() >= session_.max_instances) return;
+  if (stopping_ || accepting_ || live_.size() >= session_.max_instances.value) return;
   accepting_ = true;
   waiter_.wait(listener_->handle(), false, [this](const std::error_code& e) {
     accepting_ = false;
