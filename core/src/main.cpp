@@ -10,6 +10,7 @@
 
 #include "config.hpp"
 #include "engine/engine.hpp"
+#include "help.hpp"
 #include "pickleway/disassembler.hpp"
 #include "plugin_registry.hpp"
 
@@ -21,6 +22,7 @@ constexpr std::string_view usage =
     "usage: pickleway run CONFIG.yaml [--session NAME]... [--stats SECONDS] [--plugin-path DIR]...\n"
     "       pickleway check CONFIG.yaml [--plugin-path DIR]...\n"
     "       pickleway plugins [--plugin-path DIR]...\n"
+    "       pickleway help [PLUGIN|config|session|endpoint] [--plugin-path DIR]...\n"
     "       pickleway dis [FILE|-]\n"
     "       pickleway --version\n";
 
@@ -89,6 +91,45 @@ int run_plugins(const command_line& c) {
   for (const auto& p : registry.plugins())
     std::cout << to_string(p.descriptor->kind) << "\t" << p.descriptor->name << "\t"
               << p.descriptor->version << "\t" << p.file.string() << "\n";
+  return 0;
+}
+
+// The options of a plugin, or the keys of a config's root, a session, an
+// endpoint: what the config reader checks, from the same schemas.
+int run_help(const command_line& c) {
+  if (c.positional.empty()) {
+    std::cout << usage;
+    return 0;
+  }
+  if (c.positional.size() > 1) return bad_usage("help takes one topic");
+  const std::string& topic = c.positional[0];
+  const std::pair<std::string_view, std::span<const option_spec>> core_topics[] = {
+      {"config", root_schema()}, {"session", session_schema()}, {"endpoint", endpoint_schema()}};
+  for (const auto& [name, schema] : core_topics) {
+    if (topic != name) continue;
+    std::cout << (name == "config" ? "the keys of a config file's root:\n"
+                  : name == "session" ? "the keys of a session:\n"
+                                      : "the keys every endpoint takes beside its transport's "
+                                        "options:\n");
+    print_options(std::cout, schema);
+    return 0;
+  }
+  plugin_registry registry;
+  load_plugins(registry, c, {}, {});
+  bool found = false;
+  for (const auto& p : registry.plugins()) {
+    if (topic != p.descriptor->name) continue;
+    if (found) std::cout << "\n";
+    found = true;
+    std::cout << to_string(p.descriptor->kind) << " " << p.descriptor->name << " "
+              << p.descriptor->version << " (" << p.file.string() << ")\n"
+              << p.descriptor->description << "\n";
+    print_options(std::cout, p.descriptor->options);
+  }
+  if (!found) {
+    std::cerr << "pickleway: no plugin named '" << topic << "' and no such topic\n";
+    return 2;
+  }
   return 0;
 }
 
@@ -207,7 +248,7 @@ int run_dis(const command_line& c) {
 int main(int argc, char** argv) {
   if (argc < 2) return bad_usage("a command is required");
   const std::string_view command = argv[1];
-  if (command == "--help" || command == "-h" || command == "help") {
+  if (command == "--help" || command == "-h") {
     std::cout << usage;
     return 0;
   }
@@ -223,6 +264,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (command == "dis") return run_dis(*c);
   if (command == "plugins") return run_plugins(*c);
+  if (command == "help") return run_help(*c);
   if (command == "check") return run_check(*c);
   if (command == "run") return run_run(*c);
   return bad_usage("unknown command '" + std::string(command) + "'");

@@ -5,8 +5,8 @@
 // required key with FILE:LINE:COL, fills in the defaults of the options not
 // written, and gives the plugin only values that passed. A plugin's own
 // checks across options (say, `listen` or `connect` but not both) report
-// through option_error, which the core locates. `pickleway check` prints
-// the defaults it filled in.
+// through option_error, which the core locates. `pickleway help NAME`
+// prints the schema, and `pickleway check` the defaults it filled in.
 #pragma once
 
 #include <cstdint>
