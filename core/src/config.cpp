@@ -11,6 +11,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "nearest_word.hpp"
 #include "option_reader.hpp"
 
 namespace pickleway {
@@ -50,9 +51,13 @@ const loaded_plugin* find_plugin(const locator& loc, const YAML::Node& at,
                                  const plugin_registry& plugins, plugin_kind kind,
                                  const std::string& name) {
   const loaded_plugin* p = plugins.find(kind, name);
-  if (!p)
+  if (!p) {
+    std::vector<std::string_view> names;
+    for (const auto& candidate : plugins.plugins())
+      if (candidate.descriptor->kind == kind) names.emplace_back(candidate.descriptor->name);
     loc.fail(at, "no " + std::string(to_string(kind)) + " plugin named '" + name +
-                     "' (searched: " + searched_dirs(plugins) + ")");
+                     "' (searched: " + searched_dirs(plugins) + ")" + did_you_mean(name, names));
+  }
   return p;
 }
 

@@ -11,6 +11,7 @@
 #include "config.hpp"
 #include "engine/engine.hpp"
 #include "help.hpp"
+#include "nearest_word.hpp"
 #include "pickleway/disassembler.hpp"
 #include "plugin_registry.hpp"
 
@@ -127,7 +128,10 @@ int run_help(const command_line& c) {
     print_options(std::cout, p.descriptor->options);
   }
   if (!found) {
-    std::cerr << "pickleway: no plugin named '" << topic << "' and no such topic\n";
+    std::vector<std::string_view> topics{"config", "session", "endpoint"};
+    for (const auto& p : registry.plugins()) topics.emplace_back(p.descriptor->name);
+    std::cerr << "pickleway: no plugin named '" << topic << "' and no such topic"
+              << did_you_mean(topic, topics) << "\n";
     return 2;
   }
   return 0;

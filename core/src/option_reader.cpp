@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "config.hpp"
+#include "nearest_word.hpp"
 
 namespace pickleway {
 
@@ -99,7 +100,8 @@ option_value read_value(const locator& loc, const YAML::Node& node, const option
         loc.fail(node, what + ": '" + s + "' is not " + std::string(type_name(spec.type)));
       if ((spec.type == option_type::choice || spec.type == option_type::choice_or_list) &&
           std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end())
-        loc.fail(node, what + ": '" + s + "' is not one of " + join(spec.choices));
+        loc.fail(node, what + ": '" + s + "' is not one of " + join(spec.choices) +
+                           did_you_mean(s, spec.choices));
       return {s, where};
     }
     case option_type::integer:
@@ -183,8 +185,12 @@ std::shared_ptr<option_values> read_options(const locator& loc, const YAML::Node
       for (const auto& k : caller_keys) known.push_back(k);
       std::sort(known.begin(), known.end());
       known.erase(std::unique(known.begin(), known.end()), known.end());
+      // The nearest known key when there is one near enough, else them all.
+      const std::string hint = did_you_mean(key, known);
       loc.fail(item.first, who.prefix() + "unknown " + std::string(who.noun) + " '" + key + "'" +
-                               (known.empty() ? " (it takes none)" : " (known: " + join(known) + ")"));
+                               (!hint.empty()    ? hint
+                                : known.empty() ? " (it takes none)"
+                                                : " (known: " + join(known) + ")"));
     }
     values->set(key, read_value(loc, item.second, *spec, who));
   }

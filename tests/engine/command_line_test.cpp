@@ -39,4 +39,10 @@ TEST_CASE("pickleway help prints a plugin's options from its schema") {
     CHECK(root.out.find("  metrics: map\n") != std::string::npos);
     CHECK(root.out.find("    metrics.listen: HOST:PORT, required\n") != std::string::npos);
   }
+  SUBCASE("naming the nearest plugin for a misspelt one") {
+    const auto typo = run_pickleway({"help", "tpc", "--plugin-path", PICKLEWAY_PLUGIN_DIR});
+    CHECK(typo.exit_status == 2);
+    CHECK(typo.out.find("pickleway: no plugin named 'tpc' and no such topic: did you mean 'tcp'?") !=
+          std::string::npos);
+  }
 }

@@ -143,6 +143,56 @@ TEST_CASE("a bad config is refused with FILE:LINE:COL and the cause") {
   }
 }
 
+TEST_CASE("a misspelt key or plugin name is refused naming the nearest known one") {
+  struct typo {
+    const char* what;
+    std::string yaml;
+    std::string message;
+  };
+  const std::string head = "sessions:\n  - name: s\n";
+  const std::string spawn_a = "    a: {transport: spawn, command: [x]}\n";
+  const std::string spawn_b = "    b: {transport: spawn, command: [y]}\n";
+  const typo cases[] = {
+      {"a transport's option", head + "    a: {transport: spawn, comand: [x]}\n" + spawn_b,
+       "session.yaml:3:27: session s, endpoint a (spawn): unknown option 'comand': did you mean 'command'?"},
+      {"an option every endpoint takes", head + "    a: {transport: spawn, command: [x], framng: length}\n" + spawn_b,
+       "session.yaml:3:41: session s, endpoint a (spawn): unknown option 'framng': did you mean 'framing'?"},
+      {"a filter's option", head + spawn_a + spawn_b + "    filters: [log: {path: x.log, formt: text}]\n",
+       "session.yaml:5:34: session s, filters[0] (log): unknown option 'formt': did you mean 'format'?"},
+      {"an option in a section", head + "    a: {transport: tcp, connect: \"h:1\", retry: {atempts: 3}}\n" + spawn_b,
+       "session.yaml:3:49: session s, endpoint a (tcp): option 'retry': unknown option 'atempts': did you mean 'attempts'?"},
+      {"a session key", head + spawn_a + spawn_b + "    filter: [log: {path: x.log}]\n",
+       "session.yaml:5:5: sessions[0]: unknown key 'filter': did you mean 'filters'?"},
+      {"a root key", "thread: 2\n" + head + spawn_a + spawn_b,
+       "session.yaml:1:1: unknown key 'thread': did you mean 'threads'?"},
+      {"the sessions key", "session:\n  - name: s\n" + spawn_a + spawn_b,
+       "session.yaml:1:1: unknown key 'session': did you mean 'sessions'?"},
+      {"a transport plugin", head + "    a: {transport: tpc, connect: \"h:1\"}\n" + spawn_b,
+       "session.yaml:3:20: no transport plugin named 'tpc' (searched: "},
+      {"a filter plugin", head + spawn_a + spawn_b + "    filters: [compres: {codec: zstd}]\n",
+       "session.yaml:5:15: no filter plugin named 'compres' (searched: "},
+      {"a choice", head + spawn_a + "    b: {transport: tcp, connect: \"h:1\", framing: length}\n" +
+                       "    filters: [compress: {codec: zsdt}]\n",
+       "session.yaml:5:33: session s, filters[0] (compress): option 'codec': 'zsdt' is not one of zstd, "
+       "lz4, zlib: did you mean 'zstd'?"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    const auto o = check(c.yaml);
+    CHECK(o.status == 2);
+    CHECK_MESSAGE(o.out.find(c.message) != std::string::npos, o.out);
+  }
+  const auto plugin = check(head + "    a: {transport: tpc, connect: \"h:1\"}\n" + spawn_b);
+  CHECK(plugin.out.find("): did you mean 'tcp'?\n") != std::string::npos);
+  const auto filter = check(head + spawn_a + spawn_b + "    filters: [compres: {codec: zstd}]\n");
+  CHECK(filter.out.find("): did you mean 'compress'?\n") != std::string::npos);
+  SUBCASE("and, with no known key near, lists them all") {
+    const auto far = check(head + "    a: {transport: spawn, command: [x], colour: red}\n" + spawn_b);
+    CHECK(far.out.find("unknown option 'colour' (known: ") != std::string::npos);
+    CHECK(far.out.find("did you mean") == std::string::npos);
+  }
+}
+
 TEST_CASE("pickleway plugins lists the bundled transports with their files") {
   const auto o = pickleway_cli({"plugins"});
   CHECK(o.status == 0);
