@@ -298,6 +298,9 @@ session_config read_session(const locator& loc, const YAML::Node& node,
       s.filters.push_back(std::move(f));
     }
   }
+  std::vector<const loaded_plugin*> used;
+  for (const auto& f : s.filters) used.push_back(f.plugin);
+  s.hints = output_hints(plugins, used);
   return s;
 }
 

@@ -14,6 +14,7 @@
 
 #include "pickleway/filter.hpp"
 #include "pickleway/framer.hpp"
+#include "output_hints.hpp"
 #include "pickleway/transport.hpp"
 #include "plugin_registry.hpp"
 
@@ -78,6 +79,8 @@ struct session_config {
   std::vector<filter_config> filters;
   setting<std::uint64_t> max_instances{64, {}};  // with a listening endpoint
   setting<std::uint64_t> instances{1, {}};       // without one
+  // For errors about bytes its endpoints cannot take (output_hints.hpp).
+  output_hints hints;
 };
 
 struct config {

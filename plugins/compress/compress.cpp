@@ -248,8 +248,17 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
   return std::make_unique<compress_factory>(s);
 }
 
+// For the core of a gateway whose session has no compress filter, when a
+// message reaches an endpoint that cannot take it: the words of the
+// contract, so a user sees what is missing rather than an unknown opcode.
+const char* recognize(bytes_view message) {
+  return looks_like_frame(message)
+             ? "looks like a frame of the compress filter: does this session need compress?"
+             : nullptr;
+}
+
 }  // namespace
 
-PICKLEWAY_FILTER_PLUGIN("compress", "1.0.0",
-                        "per-message compression over a length-framed link to a peer gateway",
-                        compress_options, make)
+PICKLEWAY_FILTER_PLUGIN_RECOGNIZING(
+    "compress", "1.0.0", "per-message compression over a length-framed link to a peer gateway",
+    compress_options, make, recognize)

@@ -202,8 +202,8 @@ void instance::run() {
           check_done();
         }};
   };
-  ab_ = std::make_unique<pump>(direction::a_to_b, a_, b_, forward, make_hooks(&ab_));
-  ba_ = std::make_unique<pump>(direction::b_to_a, b_, a_, backward, make_hooks(&ba_));
+  ab_ = std::make_unique<pump>(direction::a_to_b, a_, b_, forward, session_.hints, make_hooks(&ab_));
+  ba_ = std::make_unique<pump>(direction::b_to_a, b_, a_, backward, session_.hints, make_hooks(&ba_));
   ab_->advance();
   ba_->advance();
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/message_codec.hpp"
+#include "output_hints.hpp"
 #include "pickleway/filter.hpp"
 
 namespace pickleway {
@@ -49,8 +50,9 @@ class pump {
     std::function<void()> ended;
   };
 
+  // `hints` (the session's, output_hints.hpp) outlives the pump.
   pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
-       std::vector<filter*> chain, hooks h);
+       std::vector<filter*> chain, const output_hints& hints, hooks h);
 
   // Does all it can without blocking, then asks to wait; call again when
   // the wait is over.
@@ -73,6 +75,7 @@ class pump {
   endpoint_runtime& from_;
   endpoint_runtime& to_;
   std::vector<filter*> chain_;
+  const output_hints& hints_;
   hooks hooks_;
   std::unique_ptr<message_reader> reader_;
 
