@@ -12,6 +12,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "nearest_word.hpp"
+#include "node_origins.hpp"
 #include "option_reader.hpp"
 
 namespace pickleway {
@@ -388,20 +389,27 @@ config_document::config_document(const std::filesystem::path& file, const std::s
 }
 
 void config_document::check_root() const {
-  const locator loc(file_.string());
+  const locator loc(file_.string(), origins_.get());
   if (!root_->IsMap()) loc.fail(*root_, "the file must hold a map with 'sessions'");
+}
+
+config_document::config_document(std::string name, const YAML::Node& root, node_origins origins)
+    : file_(std::move(name)),
+      root_(std::make_unique<YAML::Node>(root)),
+      origins_(std::make_unique<node_origins>(std::move(origins))) {
+  check_root();
 }
 
 config_document::~config_document() = default;
 
 std::vector<std::string> config_document::plugin_path() const {
-  const locator loc(file_.string());
+  const locator loc(file_.string(), origins_.get());
   const auto root = read_options(loc, *root_, root_options, root_own_keys, {"", "key"});
   return root->get_list("plugin_path").value_or(option_value::list{});
 }
 
 config config_document::build(const plugin_registry& plugins) const {
-  const locator loc(file_.string());
+  const locator loc(file_.string(), origins_.get());
   const YAML::Node& doc = *root_;
   const auto root = read_options(loc, doc, root_options, root_own_keys, {"", "key"});
   config c;

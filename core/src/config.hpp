@@ -24,6 +24,8 @@ class Node;
 
 namespace pickleway {
 
+class node_origins;
+
 // "FILE:LINE:COL: message"; config and plugin-loading errors only.
 class config_error : public std::runtime_error {
  public:
@@ -100,6 +102,9 @@ class config_document {
   // The same from text already read; `file` names it in errors and places
   // its relative paths. For tools that hold the YAML in memory (the fuzzer).
   config_document(const std::filesystem::path& file, const std::string& text);
+  // A document made in memory (`pickleway bridge`'s): errors name where
+  // `origins` says each node came from, else `name`.
+  config_document(std::string name, const YAML::Node& root, node_origins origins);
   ~config_document();
   std::vector<std::string> plugin_path() const;  // throws config_error
   std::filesystem::path directory() const { return file_.parent_path(); }
@@ -113,6 +118,7 @@ class config_document {
 
   std::filesystem::path file_;
   std::unique_ptr<YAML::Node> root_;
+  std::unique_ptr<node_origins> origins_;  // null for a file
 };
 
 // "64MiB" and kin, for sizes in options.

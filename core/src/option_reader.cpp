@@ -8,10 +8,13 @@
 
 #include "config.hpp"
 #include "nearest_word.hpp"
+#include "node_origins.hpp"
 
 namespace pickleway {
 
 std::string locator::at(const YAML::Node& node) const {
+  if (origins_)
+    if (auto where = origins_->find(node)) return *where;
   const YAML::Mark m = node.Mark();
   if (m.is_null()) return file_;
   return file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);

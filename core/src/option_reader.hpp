@@ -20,11 +20,16 @@ class Node;
 
 namespace pickleway {
 
-// Where a node stands in the file. A missing key has no mark of its own, so
-// errors about it name the map that lacks it. Failures throw config_error.
+class node_origins;
+
+// Where a node stands in the file ("FILE:LINE:COL"), or for a document made
+// in memory where `origins` says it came from. A missing key has no mark of
+// its own, so errors about it name the map that lacks it. Failures throw
+// config_error.
 class locator {
  public:
-  explicit locator(std::string file) : file_(std::move(file)) {}
+  explicit locator(std::string file, const node_origins* origins = nullptr)
+      : file_(std::move(file)), origins_(origins) {}
 
   std::string at(const YAML::Node& node) const;
   [[noreturn]] void fail(const YAML::Node& node, const std::string& message) const;
@@ -32,6 +37,7 @@ class locator {
 
  private:
   std::string file_;
+  const node_origins* origins_;
 };
 
 // Whose keys a map holds, for messages: "session s, endpoint a (spawn)"
