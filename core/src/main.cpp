@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "bridge_address.hpp"
+#include "bridge_session.hpp"
 #include "config.hpp"
 #include "engine/engine.hpp"
 #include "help.hpp"
@@ -22,6 +24,7 @@ using namespace pickleway;
 constexpr std::string_view usage =
     "usage: pickleway run CONFIG.yaml [--session NAME]... [--stats SECONDS] [--plugin-path DIR]...\n"
     "       pickleway check CONFIG.yaml [--plugin-path DIR]...\n"
+    "       pickleway bridge A B [--filter F]... [--print-yaml] [--stats SECONDS] [--plugin-path DIR]...\n"
     "       pickleway plugins [--plugin-path DIR]...\n"
     "       pickleway help [PLUGIN|config|session|endpoint] [--plugin-path DIR]...\n"
     "       pickleway dis [FILE|-]\n"
@@ -35,9 +38,13 @@ int bad_usage(std::string_view why) {
 struct command_line {
   std::string command;
   std::vector<std::string> positional;
+  std::vector<std::size_t> positional_numbers;  // each one's place after the command, from 1
   std::vector<std::string> plugin_path;
   std::vector<std::string> sessions;
   std::optional<double> stats_seconds;
+  // bridge's
+  std::vector<bridge_arguments::argument> filters;
+  bool print_yaml = false;
 };
 
 std::optional<command_line> parse(int argc, char** argv, std::string& error) {
@@ -49,7 +56,14 @@ std::optional<command_line> parse(int argc, char** argv, std::string& error) {
       if (i + 1 >= argc) return nullptr;
       return argv[++i];
     };
-    if (arg == "--plugin-path" || arg == "--session" || arg == "--stats") {
+    const bool bridge_option = arg == "--filter" || arg == "--print-yaml";
+    if (bridge_option && c.command != "bridge") {
+      error = std::string(arg) + " is an option of bridge only";
+      return std::nullopt;
+    }
+    if (arg == "--print-yaml") {
+      c.print_yaml = true;
+    } else if (arg == "--plugin-path" || arg == "--session" || arg == "--stats" || arg == "--filter") {
       const char* v = value();
       if (!v) {
         error = std::string(arg) + " needs a value";
@@ -57,6 +71,7 @@ std::optional<command_line> parse(int argc, char** argv, std::string& error) {
       }
       if (arg == "--plugin-path") c.plugin_path.emplace_back(v);
       if (arg == "--session") c.sessions.emplace_back(v);
+      if (arg == "--filter") c.filters.push_back({v, static_cast<std::size_t>(i - 1)});
       if (arg == "--stats") {
         char* end = nullptr;
         const double s = std::strtod(v, &end);
@@ -71,6 +86,7 @@ std::optional<command_line> parse(int argc, char** argv, std::string& error) {
       return std::nullopt;
     } else {
       c.positional.emplace_back(arg);
+      c.positional_numbers.push_back(static_cast<std::size_t>(i - 1));
     }
   }
   return c;
@@ -234,6 +250,49 @@ int run_run(const command_line& c) {
   return e.run();
 }
 
+// An error of bridge: located at an argument, it also shows the argument
+// with a caret under the character.
+void report_bridge_error(const std::string& message, char** argv) {
+  std::cerr << "pickleway: " << message << "\n";
+  const auto place = read_command_line_place(message);
+  if (!place) return;
+  std::string argument = argv[1 + place->argument];
+  std::replace(argument.begin(), argument.end(), '\t', ' ');
+  std::replace(argument.begin(), argument.end(), '\n', ' ');
+  std::cerr << "  " << argument << "\n  " << std::string(place->character - 1, ' ') << "^\n";
+}
+
+// One session from the command line: the document it stands for is read
+// as a config file is, so its keys and errors are the YAML's.
+int run_bridge(const command_line& c, char** argv) {
+  if (c.positional.size() != 2) return bad_usage("bridge takes two endpoints, A and B");
+  if (!c.sessions.empty()) return bad_usage("bridge runs one session: --session does not apply");
+  std::optional<config> cfg;
+  plugin_registry registry;
+  try {
+    bridge_arguments arguments{{c.positional[0], c.positional_numbers[0]},
+                               {c.positional[1], c.positional_numbers[1]},
+                               c.filters};
+    bridge_document doc = make_bridge_document(arguments);
+    if (c.print_yaml) {
+      std::cout << to_yaml(doc.root);
+      return 0;
+    }
+    load_plugins(registry, c, {}, {});
+    const config_document document("the command line", doc.root, std::move(doc.origins));
+    cfg = document.build(registry);
+  } catch (const config_error& e) {
+    report_bridge_error(e.what(), argv);
+    return 2;
+  }
+  if (const auto refused = not_yet_supported(*cfg)) {
+    std::cerr << "pickleway: " << *refused << "\n";
+    return 2;
+  }
+  engine e(std::move(*cfg), c.stats_seconds);
+  return e.run();
+}
+
 int run_dis(const command_line& c) {
   if (c.positional.size() > 1) return bad_usage("dis takes at most one FILE");
   const std::string path = c.positional.empty() ? "-" : c.positional[0];
@@ -271,5 +330,6 @@ int main(int argc, char** argv) {
   if (command == "help") return run_help(*c);
   if (command == "check") return run_check(*c);
   if (command == "run") return run_run(*c);
+  if (command == "bridge") return run_bridge(*c, argv);
   return bad_usage("unknown command '" + std::string(command) + "'");
 }

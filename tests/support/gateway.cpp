@@ -19,12 +19,24 @@ namespace pickleway::test {
 
 using clock = std::chrono::steady_clock;
 
-gateway::gateway(const std::filesystem::path& config, std::vector<std::string> extra) {
+namespace {
+
+pickleway_words run_words(const std::filesystem::path& config, std::vector<std::string> extra) {
+  pickleway_words w{{"run", config.string(), "--plugin-path", PICKLEWAY_PLUGIN_DIR}};
+  w.words.insert(w.words.end(), extra.begin(), extra.end());
+  return w;
+}
+
+}  // namespace
+
+gateway::gateway(const std::filesystem::path& config, std::vector<std::string> extra)
+    : gateway(run_words(config, std::move(extra))) {}
+
+gateway::gateway(const pickleway_words& command_line) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  std::vector<std::string> args{PICKLEWAY_BINARY, "run", config.string(), "--plugin-path",
-                                PICKLEWAY_PLUGIN_DIR};
-  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<std::string> args{PICKLEWAY_BINARY};
+  args.insert(args.end(), command_line.words.begin(), command_line.words.end());
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
