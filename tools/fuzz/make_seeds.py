@@ -15,12 +15,15 @@ reads (see the comment at the top of tools/fuzz/<target>.cpp):
   config_fuzz     configs/*.yaml
   length_auth_fuzz  handshake transcripts of CPython 3.11 and 3.12 peers, in both
                   roles, with a right and a wrong key, then length-framed pickles
+  bridge_address_fuzz  the `pickleway bridge` examples of docs/operations.md, their
+                  arguments (A, B, then each --filter's) joined by NUL bytes
 
 Deterministic: the same machine makes the same seeds.
 """
 import hmac
 import os
 import pickle
+import shlex
 import shutil
 import subprocess
 import sys
@@ -175,6 +178,32 @@ def length_auth_seeds(out):
     write(out, "no-auth-negative", bytes([8, 0]) + after + b"\xff\xff\xff\xfe")
 
 
+def bridge_seeds(out):
+    """Each `pickleway bridge ...` line of docs/operations.md, as the target
+    reads it: A, B and the filters, joined by NUL bytes."""
+    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+        lines = [line.strip() for line in f
+                 if line.strip().startswith("pickleway bridge ") and "[--" not in line]
+    for k, line in enumerate(lines):
+        words = shlex.split(line.split(" #")[0])[2:]
+        endpoints, filters = [], []
+        i = 0
+        while i < len(words):
+            if words[i] == "--filter":
+                filters.append(words[i + 1])
+                i += 2
+            elif words[i] in ("--plugin-path", "--stats"):
+                i += 2
+            elif words[i].startswith("--"):
+                i += 1
+            else:
+                endpoints.append(words[i])
+                i += 1
+        write(out, "docs-%02d" % k, "\0".join(endpoints + filters).encode())
+    if not lines:
+        raise SystemExit("make_seeds.py: no `pickleway bridge` examples in docs/operations.md")
+
+
 def main(argv):
     if len(argv) != 3:
         sys.stderr.write(__doc__)
@@ -187,6 +216,7 @@ def main(argv):
         compress_seeds(os.path.join(out, "compress_fuzz"), streams, build_dir, tmp)
         config_seeds(os.path.join(out, "config_fuzz"))
         length_auth_seeds(os.path.join(out, "length_auth_fuzz"))
+        bridge_seeds(os.path.join(out, "bridge_address_fuzz"))
     return 0
 
 

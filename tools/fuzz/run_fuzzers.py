@@ -18,7 +18,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TARGETS = ["framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz", "length_auth_fuzz"]
+TARGETS = ["framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz", "length_auth_fuzz",
+           "bridge_address_fuzz"]
 
 
 def command(build, target, seconds, fuzz_dir):
