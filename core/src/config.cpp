@@ -7,177 +7,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <thread>
 
 #include <yaml-cpp/yaml.h>
 
+#include "nearest_word.hpp"
+#include "node_origins.hpp"
+#include "option_reader.hpp"
+
 namespace pickleway {
 namespace {
-
-// Where a node stands in the file. A missing key has no mark of its own, so
-// errors about it name the map that lacks it.
-class locator {
- public:
-  explicit locator(std::string file) : file_(std::move(file)) {}
-
-  std::string at(const YAML::Node& node) const {
-    const YAML::Mark m = node.Mark();
-    if (m.is_null()) return file_;
-    return file_ + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
-  }
-  [[noreturn]] void fail(const YAML::Node& node, const std::string& message) const {
-    throw config_error(at(node) + ": " + message);
-  }
-  [[noreturn]] void fail_at(const std::string& where, const std::string& message) const {
-    throw config_error(where + ": " + message);
-  }
-
- private:
-  std::string file_;
-};
-
-std::string scalar(const locator& loc, const YAML::Node& node, const std::string& what) {
-  if (!node.IsScalar()) loc.fail(node, what + " must be a single value");
-  return node.Scalar();
-}
-
-std::optional<std::int64_t> parse_integer(std::string_view s, int base = 10) {
-  std::int64_t v = 0;
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
-  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
-
-// HOST:PORT with HOST a name, an IPv4 address or [IPv6].
-bool is_address(std::string_view s) {
-  const auto colon = s.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return false;
-  const auto port = parse_integer(s.substr(colon + 1));
-  if (!port || *port < 0 || *port > 65535) return false;
-  const auto host = s.substr(0, colon);
-  if (host.front() == '[') return host.back() == ']' && host.size() > 2;
-  return host.find(':') == std::string_view::npos;  // a bare IPv6 needs brackets
-}
-
-// Names the option types in error messages.
-std::string_view type_name(option_type t) {
-  switch (t) {
-    case option_type::string: return "a string";
-    case option_type::integer: return "an integer";
-    case option_type::size: return "a size (bytes, or a number with KiB, MiB or GiB)";
-    case option_type::boolean: return "true or false";
-    case option_type::mode: return "an octal mode such as \"0600\"";
-    case option_type::address: return "an address HOST:PORT ([HOST]:PORT for IPv6)";
-    case option_type::choice: return "one of the listed choices";
-    case option_type::string_list: return "a list of strings";
-    case option_type::string_map: return "a map of strings";
-    case option_type::section: return "a map";
-    case option_type::choice_or_list: return "one of the listed choices, or a list";
-  }
-  return "a value";
-}
-
-std::string join(std::span<const std::string_view> words) {
-  std::string out;
-  for (const auto w : words) out += (out.empty() ? "" : ", ") + std::string(w);
-  return out;
-}
-
-std::shared_ptr<option_values> read_options(const locator& loc, const YAML::Node& map,
-                                            std::span<const option_spec> schema,
-                                            const std::set<std::string>& ignored,
-                                            const std::string& owner);
-
-option_value read_value(const locator& loc, const YAML::Node& node, const option_spec& spec,
-                        const std::string& owner) {
-  const std::string where = loc.at(node);
-  const std::string what = owner + ": option '" + std::string(spec.name) + "'";
-  const auto wrong = [&]() -> option_value {
-    loc.fail(node, what + " must be " + std::string(type_name(spec.type)));
-  };
-  switch (spec.type) {
-    case option_type::string:
-    case option_type::address:
-    case option_type::choice:
-    case option_type::choice_or_list: {
-      if (spec.type == option_type::choice_or_list && node.IsSequence()) {
-        option_value::list list;
-        for (const auto& item : node) list.push_back(scalar(loc, item, what + " items"));
-        return {list, where};
-      }
-      if (!node.IsScalar()) return wrong();
-      const std::string s = node.Scalar();
-      if (spec.type == option_type::address && !is_address(s))
-        loc.fail(node, what + ": '" + s + "' is not " + std::string(type_name(spec.type)));
-      if ((spec.type == option_type::choice || spec.type == option_type::choice_or_list) &&
-          std::find(spec.choices.begin(), spec.choices.end(), s) == spec.choices.end())
-        loc.fail(node, what + ": '" + s + "' is not one of " + join(spec.choices));
-      return {s, where};
-    }
-    case option_type::integer:
-      if (!node.IsScalar() || !parse_integer(node.Scalar())) return wrong();
-      return {*parse_integer(node.Scalar()), where};
-    case option_type::size: {
-      const auto size = node.IsScalar() ? parse_size(node.Scalar()) : std::nullopt;
-      if (!size || *size > static_cast<std::uint64_t>(INT64_MAX)) return wrong();
-      return {static_cast<std::int64_t>(*size), where};
-    }
-    case option_type::boolean: {
-      bool b = false;
-      if (!node.IsScalar() || !YAML::convert<bool>::decode(node, b)) return wrong();
-      return {b, where};
-    }
-    case option_type::mode: {
-      const auto mode = node.IsScalar() ? parse_integer(node.Scalar(), 8) : std::nullopt;
-      if (!mode || *mode < 0 || *mode > 07777) return wrong();
-      return {*mode, where};
-    }
-    case option_type::string_list: {
-      if (!node.IsSequence()) return wrong();
-      option_value::list list;
-      for (const auto& item : node) list.push_back(scalar(loc, item, what + " items"));
-      return {list, where};
-    }
-    case option_type::string_map: {
-      if (!node.IsMap()) return wrong();
-      option_value::map map;
-      for (const auto& item : node)
-        map[scalar(loc, item.first, what + " keys")] = scalar(loc, item.second, what + " values");
-      return {map, where};
-    }
-    case option_type::section:
-      if (!node.IsMap()) return wrong();
-      return {read_options(loc, node, spec.section, {}, what), where};
-  }
-  return wrong();
-}
-
-// Reads `map` against `schema`; keys in `ignored` belong to the caller.
-std::shared_ptr<option_values> read_options(const locator& loc, const YAML::Node& map,
-                                            std::span<const option_spec> schema,
-                                            const std::set<std::string>& ignored,
-                                            const std::string& owner) {
-  auto values = std::make_shared<option_values>();
-  values->set_where(loc.at(map));
-  for (const auto& item : map) {
-    const std::string key = scalar(loc, item.first, "a key");
-    if (ignored.count(key)) continue;
-    const auto spec = std::find_if(schema.begin(), schema.end(),
-                                   [&](const option_spec& s) { return s.name == key; });
-    if (spec == schema.end()) {
-      std::vector<std::string_view> known;
-      for (const auto& s : schema) known.push_back(s.name);
-      for (const auto& k : ignored) known.push_back(k);
-      std::sort(known.begin(), known.end());
-      loc.fail(item.first, owner + ": unknown option '" + key + "'" +
-                               (known.empty() ? " (it takes none)" : " (known: " + join(known) + ")"));
-    }
-    values->set(key, read_value(loc, item.second, *spec, owner));
-  }
-  for (const auto& spec : schema)
-    if (spec.required && !values->has(spec.name))
-      loc.fail(map, owner + ": option '" + std::string(spec.name) + "' is required");
-  return values;
-}
 
 void require_map(const locator& loc, const YAML::Node& node, const std::string& what) {
   if (!node.IsMap()) loc.fail(node, what + " must be a map");
@@ -213,9 +52,13 @@ const loaded_plugin* find_plugin(const locator& loc, const YAML::Node& at,
                                  const plugin_registry& plugins, plugin_kind kind,
                                  const std::string& name) {
   const loaded_plugin* p = plugins.find(kind, name);
-  if (!p)
+  if (!p) {
+    std::vector<std::string_view> names;
+    for (const auto& candidate : plugins.plugins())
+      if (candidate.descriptor->kind == kind) names.emplace_back(candidate.descriptor->name);
     loc.fail(at, "no " + std::string(to_string(kind)) + " plugin named '" + name +
-                     "' (searched: " + searched_dirs(plugins) + ")");
+                     "' (searched: " + searched_dirs(plugins) + ")" + did_you_mean(name, names));
+  }
   return p;
 }
 
@@ -226,16 +69,39 @@ constexpr std::string_view memo_choices[] = {"error", "allow"};
 constexpr option_spec auth_options[] = {
     {"key_file", option_type::string, false, "file holding the shared key (its bytes as they are)"},
     {"key_env", option_type::string, false, "environment variable holding the shared key"},
-    {"timeout_ms", option_type::integer, false, "limit for the whole handshake (10000)"},
+    {.name = "timeout_ms",
+     .type = option_type::integer,
+     .help = "limit for the whole handshake, in milliseconds",
+     .default_value = "10000"},
 };
 constexpr option_spec endpoint_options[] = {
     {"transport", option_type::string, true, "the transport plugin"},
-    {"framing", option_type::choice, false, "pickle or length", framing_choices},
-    {"max_message", option_type::size, false, "largest message"},
-    {"on_stray", option_type::choice, false, "error or divert", stray_choices},
-    {"memo", option_type::choice, false, "error or allow", memo_choices},
-    {"auth", option_type::section, false, "multiprocessing.connection's authkey challenge", {},
-     auth_options},
+    {.name = "framing",
+     .type = option_type::choice,
+     .help = "pickle: find each pickle's end; length: multiprocessing.connection's 4-byte lengths",
+     .choices = framing_choices,
+     .default_value = "pickle"},
+    {.name = "max_message",
+     .type = option_type::size,
+     .help = "largest message, from 2 bytes to 4GiB - 1",
+     .default_value = "64MiB"},
+    {.name = "on_stray",
+     .type = option_type::choice,
+     .help = "framing pickle: bytes where a message should start end the stream (error) or are "
+             "logged and skipped (divert)",
+     .choices = stray_choices,
+     .default_value = "error"},
+    {.name = "memo",
+     .type = option_type::choice,
+     .help = "framing pickle: a message reading memo entries it did not make is an error, or is "
+             "allowed",
+     .choices = memo_choices,
+     .default_value = "error"},
+    {.name = "auth",
+     .type = option_type::section,
+     .help = "framing length: multiprocessing.connection's authkey challenge when the endpoint "
+             "opens",
+     .section = auth_options},
 };
 
 // Keys larger than this are refused: a key is a secret of some bytes, and a
@@ -290,51 +156,50 @@ auth_config read_auth(const locator& loc, const YAML::Node& node, const option_v
     a.key.assign(value, value + std::strlen(value));
     a.source = "key_env " + *env;
   }
-  if (const auto ms = options.get_integer("timeout_ms")) {
-    if (*ms < 1) loc.fail_at(options.where("timeout_ms"), what + ": timeout_ms must be at least 1");
-    a.timeout = std::chrono::milliseconds(*ms);
-  }
+  const std::int64_t ms = *options.get_integer("timeout_ms");
+  if (ms < 1) loc.fail_at(options.where("timeout_ms"), what + ": timeout_ms must be at least 1");
+  a.timeout = std::chrono::milliseconds(ms);
   return a;
 }
 
 endpoint_config read_endpoint(const locator& loc, const YAML::Node& node,
                               const plugin_registry& plugins, const std::string& owner) {
-  if (!node) throw config_error(owner + " is required");
   require_map(loc, node, owner);
   endpoint_config e;
   e.where = loc.at(node);
   // Endpoint options are flat: the core's keys and the transport's side by
   // side. Each pass reads its own and leaves the other's alone.
-  std::set<std::string> core_keys, transport_keys;
+  own_keys core_keys, transport_keys;
   for (const auto& s : endpoint_options) core_keys.emplace(s.name);
   for (const auto& item : node) {
     const std::string key = scalar(loc, item.first, "a key");
     if (!core_keys.count(key)) transport_keys.insert(key);
   }
   if (!node["transport"]) loc.fail(node, owner + " needs a 'transport'");
-  const auto common = read_options(loc, node, endpoint_options, transport_keys, owner);
+  const auto common = read_options(loc, node, endpoint_options, transport_keys, {owner});
   e.transport_name = *common->get_string("transport");
   e.plugin = find_plugin(loc, node["transport"], plugins, plugin_kind::transport, e.transport_name);
 
-  if (common->get_string("framing") == "length") e.framing.kind = framing_kind::length;
-  if (const auto size = common->get_integer("max_message")) {
-    if (*size < 2 || static_cast<std::uint64_t>(*size) > largest_max_message)
-      loc.fail(node["max_message"], owner + ": max_message must be from 2 bytes to 4GiB - 1");
-    e.framing.pickle.max_message = static_cast<std::uint64_t>(*size);
-  }
+  if (*common->get_string("framing") == "length") e.framing.kind = framing_kind::length;
+  const std::int64_t size = *common->get_integer("max_message");
+  if (size < 2 || static_cast<std::uint64_t>(size) > largest_max_message)
+    loc.fail_at(common->where("max_message"), owner + ": max_message must be from 2 bytes to 4GiB - 1");
+  e.framing.pickle.max_message = static_cast<std::uint64_t>(size);
   for (const char* key : {"on_stray", "memo"})
     if (common->has(key) && e.framing.kind != framing_kind::pickle)
       loc.fail(node[key], owner + ": " + key + " applies only to framing: pickle");
-  if (common->get_string("on_stray") == "divert") e.framing.pickle.on_stray = stray_policy::divert;
-  if (common->get_string("memo") == "allow") e.framing.pickle.memo = memo_policy::allow;
-  if (const option_values* auth = common->get_section("auth")) {
+  if (*common->get_string("on_stray") == "divert") e.framing.pickle.on_stray = stray_policy::divert;
+  if (*common->get_string("memo") == "allow") e.framing.pickle.memo = memo_policy::allow;
+  if (common->has("auth")) {
     if (e.framing.kind != framing_kind::length)
       loc.fail(node["auth"], owner + ": auth is valid only with framing: length");
-    e.auth = read_auth(loc, node["auth"], *auth, owner);
+    e.auth = read_auth(loc, node["auth"], *common->get_section("auth"), owner);
   }
 
   const std::string what = owner + " (" + e.transport_name + ")";
-  const auto options = read_options(loc, node, e.plugin->descriptor->options, core_keys, what);
+  const auto schema = e.plugin->descriptor->options;
+  const auto options = read_options(loc, node, schema, core_keys, {what});
+  list_defaults(*options, schema, "", e.defaults);
   e.endpoint = make_from<transport>(loc, e.plugin->descriptor->make_transport, *options, what);
   return e;
 }
@@ -357,48 +222,71 @@ filter_config read_filter(const locator& loc, const YAML::Node& item,
   f.name = name_node.Scalar();
   f.plugin = find_plugin(loc, name_node, plugins, plugin_kind::filter, f.name);
   const std::string what = owner + " (" + f.name + ")";
+  const auto schema = f.plugin->descriptor->options;
   // Written without options (NAME, or NAME: and nothing), the filter has no
   // map to point at for a required option it lacks: name the item instead.
   if (!options_node.IsMap())
-    for (const auto& spec : f.plugin->descriptor->options)
+    for (const auto& spec : schema)
       if (spec.required) loc.fail(item, what + ": option '" + std::string(spec.name) + "' is required");
-  const auto options = options_node.IsMap()
-                           ? read_options(loc, options_node, f.plugin->descriptor->options, {}, what)
-                           : read_options(loc, YAML::Node(YAML::NodeType::Map),
-                                          f.plugin->descriptor->options, {}, what);
+  YAML::Node written = options_node.IsMap() ? options_node : YAML::Node(YAML::NodeType::Map);
+  const auto options = read_options(loc, written, schema, {}, {what});
   if (!options_node.IsMap()) options->set_where(f.where);
+  list_defaults(*options, schema, "", f.defaults);
   f.factory = make_from<filter_factory>(loc, f.plugin->descriptor->make_filter, *options, what);
   return f;
 }
 
-constexpr std::string_view session_keys[] = {"a", "b", "filters", "max_instances", "name"};
+constexpr option_spec session_options[] = {
+    {"name", option_type::string, true, "the session's name, unique in the file"},
+    {"a", option_type::section, true,
+     "endpoint a, the local side: transport, its options, framing (pickleway help endpoint)"},
+    {"b", option_type::section, true, "endpoint b, often the wire side: as a"},
+    {"filters", option_type::string_list, false,
+     "filter plugins, each NAME or NAME: {options}; a>b runs them in order, b>a in reverse"},
+    {.name = "max_instances",
+     .type = option_type::integer,
+     .help = "with a listening endpoint: instances (connections) at once; more wait in the backlog",
+     .default_value = "64"},
+    {.name = "instances",
+     .type = option_type::integer,
+     .help = "without a listening endpoint: instances side by side, each with its own children "
+             "and connections",
+     .default_value = "1"},
+};
+// Read by read_session itself, as endpoints and filters.
+const own_keys session_own_keys = {"a", "b", "filters"};
+
+// A whole number from 1, as a setting.
+setting<std::uint64_t> read_count(const locator& loc, const option_values& values,
+                                  const std::string& key, const std::string& owner) {
+  const std::int64_t n = *values.get_integer(key);
+  if (n < 1) loc.fail_at(values.where(key), owner + ": " + key + " must be a whole number from 1");
+  return {static_cast<std::uint64_t>(n), values.has(key) ? values.where(key) : std::string()};
+}
 
 session_config read_session(const locator& loc, const YAML::Node& node,
                             const plugin_registry& plugins, std::size_t index) {
   const std::string crumb = "sessions[" + std::to_string(index) + "]";
   require_map(loc, node, crumb);
-  for (const auto& item : node) {
-    const std::string key = scalar(loc, item.first, "a key");
-    if (std::find(std::begin(session_keys), std::end(session_keys), key) == std::end(session_keys))
-      loc.fail(item.first, "unknown session key '" + key + "' (known: " + join(session_keys) + ")");
-  }
+  const auto keys = read_options(loc, node, session_options, session_own_keys, {crumb, "key"});
   session_config s;
   s.where = loc.at(node);
-  if (!node["name"]) loc.fail(node, crumb + " needs a 'name'");
-  s.name = scalar(loc, node["name"], crumb + ".name");
-  if (s.name.empty()) loc.fail(node["name"], crumb + ".name must not be empty");
+  s.name = *keys->get_string("name");
+  if (s.name.empty()) loc.fail_at(keys->where("name"), crumb + ".name must not be empty");
   const std::string owner = "session " + s.name;
   if (!node["a"]) loc.fail(node, owner + " needs endpoint 'a'");
   if (!node["b"]) loc.fail(node, owner + " needs endpoint 'b'");
   s.a = read_endpoint(loc, node["a"], plugins, owner + ", endpoint a");
   s.b = read_endpoint(loc, node["b"], plugins, owner + ", endpoint b");
+  const bool listens = s.a.endpoint->listens() || s.b.endpoint->listens();
   if (s.a.endpoint->listens() && s.b.endpoint->listens())
     loc.fail(node["b"], owner + ": only one endpoint of a session may listen");
-  if (const auto max = node["max_instances"]) {
-    const auto n = max.IsScalar() ? parse_integer(max.Scalar()) : std::nullopt;
-    if (!n || *n < 1) loc.fail(max, owner + ": max_instances must be a whole number from 1");
-    s.max_instances = static_cast<std::uint64_t>(*n);
-  }
+  s.max_instances = read_count(loc, *keys, "max_instances", owner);
+  s.instances = read_count(loc, *keys, "instances", owner);
+  if (listens && s.instances.written())
+    loc.fail_at(s.instances.where,
+                owner + ": instances applies only to a session without a listening endpoint (a "
+                        "listening one runs an instance per connection, up to max_instances)");
   if (const auto filters = node["filters"]) {
     if (!filters.IsSequence()) loc.fail(filters, owner + ": filters must be a list");
     const chain_context chain{s.a.framing.kind, s.b.framing.kind, s.a.framing.pickle.max_message,
@@ -411,11 +299,37 @@ session_config read_session(const locator& loc, const YAML::Node& node,
       s.filters.push_back(std::move(f));
     }
   }
+  std::vector<const loaded_plugin*> used;
+  for (const auto& f : s.filters) used.push_back(f.plugin);
+  s.hints = output_hints(plugins, used);
   return s;
 }
 
-std::chrono::milliseconds read_grace(const locator& loc, const YAML::Node& node) {
-  const std::string text = scalar(loc, node, "grace");
+constexpr option_spec metrics_options[] = {
+    {"listen", option_type::address, true, "HOST:PORT to serve /metrics, /status and / on"},
+};
+constexpr option_spec root_options[] = {
+    {"plugin_path", option_type::string_list, false,
+     "directories searched for plugins first, relative to this file"},
+    {"sessions", option_type::string_list, true, "the sessions, each a map (pickleway help session)"},
+    {.name = "grace",
+     .type = option_type::string,
+     .help = "on SIGINT/SIGTERM, how long children have to exit before SIGKILL: 2s, 500ms",
+     .default_value = "2s"},
+    {.name = "metrics",
+     .type = option_type::section,
+     .help = "metrics and a status page over HTTP",
+     .section = metrics_options},
+    {"threads", option_type::integer, false,
+     "event loops to spread instances over (default: the number of CPUs)"},
+};
+const own_keys root_own_keys = {"sessions"};
+
+// Above this, a typo: no machine runs a thousand event loops usefully.
+constexpr std::int64_t most_threads = 1024;
+
+std::chrono::milliseconds read_grace(const locator& loc, const option_values& root) {
+  const std::string text = *root.get_string("grace");
   std::string_view s = text;
   int scale = 1000;  // a bare number is seconds
   if (s.ends_with("ms")) {
@@ -425,7 +339,8 @@ std::chrono::milliseconds read_grace(const locator& loc, const YAML::Node& node)
     s.remove_suffix(1);
   }
   const auto n = parse_integer(s);
-  if (!n || *n < 0) loc.fail(node, "grace must be a duration such as 2s or 500ms");
+  if (!n || *n < 0 || *n > INT64_MAX / 1000)
+    loc.fail_at(root.where("grace"), "grace must be a duration such as 2s or 500ms");
   return std::chrono::milliseconds(*n * scale);
 }
 
@@ -474,36 +389,45 @@ config_document::config_document(const std::filesystem::path& file, const std::s
 }
 
 void config_document::check_root() const {
-  const locator loc(file_.string());
+  const locator loc(file_.string(), origins_.get());
   if (!root_->IsMap()) loc.fail(*root_, "the file must hold a map with 'sessions'");
+}
+
+config_document::config_document(std::string name, const YAML::Node& root, node_origins origins)
+    : file_(std::move(name)),
+      root_(std::make_unique<YAML::Node>(root)),
+      origins_(std::make_unique<node_origins>(std::move(origins))) {
+  check_root();
 }
 
 config_document::~config_document() = default;
 
 std::vector<std::string> config_document::plugin_path() const {
-  const locator loc(file_.string());
-  std::vector<std::string> dirs;
-  if (const auto p = (*root_)["plugin_path"]) {
-    if (!p.IsSequence()) loc.fail(p, "plugin_path must be a list of directories");
-    for (const auto& d : p) dirs.push_back(scalar(loc, d, "plugin_path items"));
-  }
-  return dirs;
+  const locator loc(file_.string(), origins_.get());
+  const auto root = read_options(loc, *root_, root_options, root_own_keys, {"", "key"});
+  return root->get_list("plugin_path").value_or(option_value::list{});
 }
 
 config config_document::build(const plugin_registry& plugins) const {
-  const locator loc(file_.string());
-  const YAML::Node& root = *root_;
-  for (const auto& item : root) {
-    const std::string key = scalar(loc, item.first, "a key");
-    if (key != "sessions" && key != "plugin_path" && key != "grace")
-      loc.fail(item.first, "unknown key '" + key + "' (known: grace, plugin_path, sessions)");
-  }
+  const locator loc(file_.string(), origins_.get());
+  const YAML::Node& doc = *root_;
+  const auto root = read_options(loc, doc, root_options, root_own_keys, {"", "key"});
   config c;
   c.file = file_;
-  c.plugin_path = plugin_path();
-  if (const auto g = root["grace"]) c.grace = read_grace(loc, g);
-  const YAML::Node sessions = root["sessions"];
-  if (!sessions) loc.fail(root, "'sessions' is required");
+  c.plugin_path = root->get_list("plugin_path").value_or(option_value::list{});
+  c.grace = read_grace(loc, *root);
+  if (root->has("metrics"))
+    c.metrics_listen = {*root->get_section("metrics")->get_string("listen"), root->where("metrics")};
+  c.threads.value = std::max(1u, std::thread::hardware_concurrency());
+  if (root->has("threads")) {
+    const std::int64_t n = *root->get_integer("threads");
+    if (n < 1 || n > most_threads)
+      loc.fail_at(root->where("threads"),
+                  "threads must be a whole number from 1 to " + std::to_string(most_threads));
+    c.threads = {static_cast<unsigned>(n), root->where("threads")};
+  }
+  const YAML::Node sessions = doc["sessions"];
+  if (!sessions) loc.fail(doc, "'sessions' is required");
   if (!sessions.IsSequence() || sessions.size() == 0)
     loc.fail(sessions, "'sessions' must be a list of at least one session");
   std::set<std::string> names;
@@ -515,5 +439,9 @@ config config_document::build(const plugin_registry& plugins) const {
   }
   return c;
 }
+
+std::span<const option_spec> root_schema() { return root_options; }
+std::span<const option_spec> session_schema() { return session_options; }
+std::span<const option_spec> endpoint_schema() { return endpoint_options; }
 
 }  // namespace pickleway

@@ -6,6 +6,8 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
+#include "option_reader.hpp"
+
 namespace pickleway {
 
 std::string_view to_string(plugin_kind kind) {
@@ -56,6 +58,11 @@ void plugin_registry::load_file(const std::filesystem::path& file) {
                                                              : false;
   if (!d->name || !has_factory) {
     warnings_.push_back(file.string() + ": malformed plugin descriptor, skipped");
+    return;
+  }
+  // Its schema is data the core trusts from here on (its defaults above all).
+  if (const auto problem = schema_problem(d->options)) {
+    warnings_.push_back(file.string() + ": " + *problem + ", skipped");
     return;
   }
   if (find(d->kind, d->name)) return;  // an earlier directory has it

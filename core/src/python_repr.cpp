@@ -341,7 +341,8 @@ std::string decimal_repr(std::string_view text) {
   }
   const std::size_t first = text.find_first_not_of('0');
   if (first == std::string_view::npos) return "0";
-  return (negative ? "-" : "") + std::string(text.substr(first));
+  std::string out(negative ? "-" : "");
+  return out.append(text.substr(first));
 }
 
 }  // namespace pickleway

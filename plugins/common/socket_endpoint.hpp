@@ -133,41 +133,44 @@ inline std::optional<endpoint_role> read_role(const option_values& options, opti
 // `initial_ms` after the first failed attempt, double the wait after each
 // further one up to `max_ms`; give up after `attempts` (0: never).
 struct retry_policy {
-  std::chrono::milliseconds initial{100};
-  std::chrono::milliseconds max{5000};
+  std::chrono::milliseconds initial{};
+  std::chrono::milliseconds max{};
   std::int64_t attempts = 0;
 };
 
 inline constexpr option_spec retry_options[] = {
-    {"initial_ms", option_type::integer, false,
-     "wait after the first failed attempt (default 100)"},
-    {"max_ms", option_type::integer, false, "longest wait between attempts (default 5000)"},
-    {"attempts", option_type::integer, false, "attempts before giving up; 0 = forever (default 0)"},
+    {.name = "initial_ms",
+     .type = option_type::integer,
+     .help = "wait after the first failed attempt",
+     .default_value = "100"},
+    {.name = "max_ms",
+     .type = option_type::integer,
+     .help = "longest wait between attempts",
+     .default_value = "5000"},
+    {.name = "attempts",
+     .type = option_type::integer,
+     .help = "attempts before giving up; 0 = forever",
+     .default_value = "0"},
 };
 
+// From the `retry` section, or its defaults when it is not written.
 inline std::optional<retry_policy> read_retry(const option_values& options, option_error& error) {
-  retry_policy retry;
-  const option_values* section = options.get_section("retry");
-  if (!section) return retry;
+  const option_values& section = *options.get_section("retry");
   const auto refuse = [&](std::string message) -> std::optional<retry_policy> {
     error = {"retry", std::move(message)};
     return std::nullopt;
   };
-  const auto initial = section->get_integer("initial_ms");
-  const auto max = section->get_integer("max_ms");
-  const auto attempts = section->get_integer("attempts");
-  if (initial && (*initial < 1 || *initial > 3'600'000))
-    return refuse("initial_ms must be from 1 to 3600000");
-  if (max && (*max < 1 || *max > 3'600'000)) return refuse("max_ms must be from 1 to 3600000");
-  if (attempts && *attempts < 0) return refuse("attempts must be 0 (forever) or more");
-  if (initial) retry.initial = std::chrono::milliseconds(*initial);
-  if (max) {
-    retry.max = std::chrono::milliseconds(*max);
-    if (retry.max < retry.initial) return refuse("max_ms must not be less than initial_ms");
-  }
-  retry.max = std::max(retry.max, retry.initial);  // initial_ms alone may pass the default max
-  if (attempts) retry.attempts = *attempts;
-  return retry;
+  const std::int64_t initial = *section.get_integer("initial_ms");
+  const std::int64_t max = *section.get_integer("max_ms");
+  const std::int64_t attempts = *section.get_integer("attempts");
+  if (initial < 1 || initial > 3'600'000) return refuse("initial_ms must be from 1 to 3600000");
+  if (max < 1 || max > 3'600'000) return refuse("max_ms must be from 1 to 3600000");
+  if (attempts < 0) return refuse("attempts must be 0 (forever) or more");
+  if (section.has("max_ms") && max < initial)
+    return refuse("max_ms must not be less than initial_ms");
+  // initial_ms alone may pass the default max_ms, which then gives way.
+  return retry_policy{std::chrono::milliseconds(initial),
+                      std::chrono::milliseconds(std::max(max, initial)), attempts};
 }
 
 // ---- Opening

@@ -23,8 +23,10 @@ constexpr option_spec compress_options[] = {
      codec_choices},
     {"level", option_type::integer, false,
      "compression level (default: the codec's: zstd 3, lz4 0, zlib 6)"},
-    {"min_size", option_type::size, false,
-     "messages smaller than this go stored, not compressed (default 0)"},
+    {.name = "min_size",
+     .type = option_type::size,
+     .help = "messages smaller than this go stored, not compressed",
+     .default_value = "0"},
 };
 
 struct settings {
@@ -230,7 +232,7 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
     return nullptr;
   }
   s.level = static_cast<int>(level);
-  const std::int64_t min_size = values.get_integer("min_size").value_or(0);
+  const std::int64_t min_size = *values.get_integer("min_size");
   if (min_size < 0) {
     error = {"min_size", "compress: min_size cannot be negative"};
     return nullptr;
@@ -246,8 +248,17 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
   return std::make_unique<compress_factory>(s);
 }
 
+// For the core of a gateway whose session has no compress filter, when a
+// message reaches an endpoint that cannot take it: the words of the
+// contract, so a user sees what is missing rather than an unknown opcode.
+const char* recognize(bytes_view message) {
+  return looks_like_frame(message)
+             ? "looks like a frame of the compress filter: does this session need compress?"
+             : nullptr;
+}
+
 }  // namespace
 
-PICKLEWAY_FILTER_PLUGIN("compress", "1.0.0",
-                        "per-message compression over a length-framed link to a peer gateway",
-                        compress_options, make)
+PICKLEWAY_FILTER_PLUGIN_RECOGNIZING(
+    "compress", "1.0.0", "per-message compression over a length-framed link to a peer gateway",
+    compress_options, make, recognize)

@@ -156,16 +156,18 @@ std::string read_report(const std::filesystem::path& path) {
   return {bytes.begin(), bytes.end()};
 }
 
+// `codec` alone, or with the rest of compress's options: "zstd, min_size: 1GiB".
 std::string filters(const std::string& codec) {
   return codec.empty() ? "" : "    filters: [{compress: {codec: " + codec + "}}]\n";
 }
 
 // The far gateway: `command` (a YAML flow list) on a, the wire on b,
 // listening. A failed instance gets half a second to wind down.
-std::string far_config(const std::string& codec, const std::string& command) {
+std::string far_config(const std::string& codec, const std::string& command,
+                       const std::string& wire_framing = "length") {
   std::string yaml = "grace: 500ms\nsessions:\n  - name: far\n";
   yaml += "    a: {transport: spawn, command: " + command + "}\n";
-  yaml += "    b: {transport: tcp, listen: \"127.0.0.1:0\", framing: length}\n";
+  yaml += "    b: {transport: tcp, listen: \"127.0.0.1:0\", framing: " + wire_framing + "}\n";
   return yaml + filters(codec);
 }
 
@@ -180,7 +182,7 @@ std::string near_config(const std::string& codec, int port, const std::string& c
 
 // The command line of one of tools/python's demo programs.
 std::string demo_command(const std::string& program) {
-  return "[" + std::string(PICKLEWAY_PYTHON) + ", " + PICKLEWAY_SOURCE_DIR + "/tools/python/" +
+  return std::string("[") + PICKLEWAY_PYTHON + ", " + PICKLEWAY_SOURCE_DIR + "/tools/python/" +
          program + "]";
 }
 
@@ -286,6 +288,69 @@ TEST_CASE("bridged gateways refuse a codec mismatch and a missing compress filte
       CHECK(far.wait() == 1);
       std::filesystem::remove_all(dir);
     }
+  }
+}
+
+TEST_CASE("a gateway without compress that receives compress frames says the session may need it") {
+  const std::string hint =
+      "looks like a frame of the compress filter: does this session need compress?";
+  struct receiver {
+    const char* name;
+    std::string near_compress;  // the sender's compress options
+    std::string far_framing;    // the receiving endpoint's
+    std::string far_says;
+    std::string opcode;  // what the framer made of the first byte
+  };
+  const std::string not_a_pickle =
+      "message 1 is not one whole pickle for endpoint a (spawn): offset 0: stray bytes where a "
+      "message should start";
+  const receiver cases[] = {
+      // A length-framed receiver hands the frame on; the core refuses it
+      // before the pickle endpoint a.
+      {"length-framed, compressed frames", "zstd", "length", not_a_pickle, "unknown opcode 0xf1)"},
+      {"length-framed, stored frames", "lz4, min_size: 1GiB", "length", not_a_pickle,
+       "unknown opcode 0xe2)"},
+      // A pickle-framed receiver reads the sender's length and frame as
+      // stray bytes.
+      {"pickle-framed, compressed frames", "zlib", "pickle",
+       "offset 0: stray bytes where a message should start", "unknown opcode 0x00)"},
+  };
+  for (const auto& c : cases) {
+    SUBCASE(c.name) {
+      const auto dir = make_temp_dir();
+      gateway far(
+          write_text(dir, "far.yaml", far_config("", peer_command({"echo"}), c.far_framing)));
+      gateway near(write_text(dir, "near.yaml",
+                              near_config(c.near_compress, far.listening_port("far"),
+                                          peer_command({"produce", "--small", "20"}))));
+      const auto line = far.wait_for_line(c.far_says);
+      REQUIRE_MESSAGE(line, far.log());
+      CHECK(line->starts_with("pickleway: session far#1, endpoint b (tcp): offset 0: "));
+      CHECK_MESSAGE(line->find(c.opcode) != std::string::npos, *line);
+      if (c.far_framing == "length")
+        CHECK_MESSAGE(line->ends_with("): " + hint), *line);
+      else
+        CHECK_MESSAGE(line->ends_with("): a 4-byte length (framing: length), then what " + hint),
+                      *line);
+      CHECK(near.wait().has_value());
+      far.signal(SIGTERM);
+      CHECK(far.wait() == 1);
+      std::filesystem::remove_all(dir);
+    }
+  }
+  SUBCASE("but a gateway that runs compress is not told it might need it") {
+    const auto dir = make_temp_dir();
+    gateway far(write_text(dir, "far.yaml", far_config("lz4", peer_command({"echo"}))));
+    gateway near(write_text(dir, "near.yaml",
+                            near_config("zstd", far.listening_port("far"),
+                                        peer_command({"produce", "--small", "20"}))));
+    const auto line = far.wait_for_line("but this compress filter uses lz4");
+    REQUIRE_MESSAGE(line, far.log());
+    CHECK(line->find(hint) == std::string::npos);
+    CHECK(near.wait().has_value());
+    far.signal(SIGTERM);
+    CHECK(far.wait() == 1);
+    std::filesystem::remove_all(dir);
   }
 }
 

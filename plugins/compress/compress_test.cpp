@@ -369,6 +369,39 @@ TEST_CASE("the frame header reads mark, flags and codec, then the check") {
   }
 }
 
+TEST_CASE("compress recognises its frames for a gateway that runs without it, and not stray text") {
+  const auto recognise =
+      built_plugins().find(plugin_kind::filter, "compress")->descriptor->recognize_output;
+  REQUIRE(static_cast<bool>(recognise));
+  const auto recognised = [&](const bytes& b) { return recognise(b) != nullptr; };
+  const std::string hint =
+      "looks like a frame of the compress filter: does this session need compress?";
+  const bytes m = small_pickles()[0];
+  for (const char* codec : codecs) {
+    CAPTURE(codec);
+    gateway_filter compressing(compress(codec));
+    const auto first = send(compressing, m, 1);
+    const auto second = send(compressing, m, 2);  // zstd: its block header left out (F9)
+    gateway_filter storing(compress(codec, std::nullopt, 1000));
+    const auto stored = send(storing, m, 1);
+    for (const bytes* frame : {&first, &second, &stored}) {
+      REQUIRE(recognised(*frame));
+      CHECK(std::string(recognise(*frame)) == hint);
+    }
+  }
+  const auto text = [](std::string_view s) { return bytes(s.begin(), s.end()); };
+  CHECK_FALSE(recognised(m));  // a pickle
+  CHECK_FALSE(recognised(text("(lp0\nI1\na.")));
+  // Stray prints whose UTF-8 opens with a frame's mark (E1-E3, F1-F3).
+  CHECK_FALSE(recognised(text("\xE2\x80\x99quoted\xE2\x80\x99\n")));
+  CHECK_FALSE(recognised(text("\xE2\x80\x94 a dash\n")));
+  CHECK_FALSE(recognised(text("\xE2\x80\xA6\n")));
+  CHECK_FALSE(recognised(text("\xC3\xA9t\xC3\xA9\n")));
+  CHECK_FALSE(recognised(text("\xF0\x9F\x98\x80\n")));
+  CHECK_FALSE(recognised(text("\xE1")));  // a mark alone
+  CHECK_FALSE(recognised(bytes{}));
+}
+
 TEST_CASE("a frame of the first format (a 5-byte header) is refused by name") {
   gateway_filter receiver(compress("zstd"));
   // pickle.dumps(1, 4) stored by the first format: C1, CRC-32, the message.

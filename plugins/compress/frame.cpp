@@ -52,6 +52,20 @@ bool is_first_version_frame(bytes_view message) {
   return !message.empty() && (message[0] & frame_mark_mask) == first_version_mark;
 }
 
+bool looks_like_frame(bytes_view message) {
+  const auto header = parse_header(message);
+  if (!is_frame(message) || !header || header->codec < 1 || header->codec > 3) return false;
+  const bytes_view payload = message.subspan(header_size);
+  if (!header->compressed)
+    return !header->block_header_left_out && payload.size() >= 2 && payload[0] == 0x80 &&
+           payload[1] >= 2 && payload[1] <= 5;
+  // Compressed payloads have no mark of their own; the codec ids and the
+  // one flag leave F1-F3 and F9, which no UTF-8 text in use opens with.
+  const bool flag_fits_codec = !header->block_header_left_out ||
+                               header->codec == static_cast<std::uint8_t>(codec_id::zstd);
+  return flag_fits_codec && !payload.empty();
+}
+
 std::optional<frame_header> parse_header(bytes_view frame) {
   if (frame.size() < header_size) return std::nullopt;
   frame_header h;

@@ -76,6 +76,14 @@ bool is_first_version_frame(bytes_view message);
 // when the frame is shorter than its header.
 std::optional<frame_header> parse_header(bytes_view frame);
 
+// Whether `message`, which an endpoint without compress could not read,
+// looks like a frame of this version: a mark with a codec this version
+// writes and, for a stored frame, a payload that opens as a pickle of
+// protocol 2 to 5 does. Narrower than is_frame, which a receiving filter
+// may use: the marks of stored frames (E1-E3) also open many UTF-8
+// characters (E2 80 94 is an em dash), which a stray print may hold.
+bool looks_like_frame(bytes_view message);
+
 // What a message that is no frame looks like, for the error: "it is a
 // plain pickle (protocol 4), starting 80 04 95 ...".
 std::string describe_stranger(bytes_view message);

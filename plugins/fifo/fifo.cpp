@@ -15,11 +15,15 @@ using namespace std::chrono_literals;
 constexpr option_spec fifo_options[] = {
     {"read", option_type::string, false, "the FIFO to read pickles from"},
     {"write", option_type::string, false, "the FIFO to write pickles to"},
-    {"create", option_type::boolean, false,
-     "make the FIFOs that do not exist (mode 0600; default false: a missing FIFO is an error)"},
-    {"reopen", option_type::boolean, false,
-     "when the writer of the `read` FIFO closes, go on reading from the next one instead of "
-     "ending (default false)"},
+    {.name = "create",
+     .type = option_type::boolean,
+     .help = "make the FIFOs that do not exist (mode 0600); false: a missing FIFO is an error",
+     .default_value = "false"},
+    {.name = "reopen",
+     .type = option_type::boolean,
+     .help = "when the writer of the `read` FIFO closes, go on reading from the next one "
+             "instead of ending",
+     .default_value = "false"},
 };
 
 struct fifo_config {
@@ -175,8 +179,8 @@ std::unique_ptr<transport> make(const option_values& values, option_error& error
   fifo_config o;
   o.read = values.get_string("read").value_or("");
   o.write = values.get_string("write").value_or("");
-  o.create = values.get_boolean("create").value_or(false);
-  o.reopen = values.get_boolean("reopen").value_or(false);
+  o.create = *values.get_boolean("create");
+  o.reopen = *values.get_boolean("reopen");
   for (const char* side : {"read", "write"}) {
     if (values.has(side) && values.get_string(side).value_or("").empty()) {
       error = {side, std::string("fifo: `") + side + "` is empty; give the FIFO's path"};

@@ -30,27 +30,39 @@ constexpr std::string_view on_deny_choices[] = {"error", "drop"};
 constexpr std::string_view unpickler_choices[] = {"fresh", "reused"};
 
 constexpr option_spec firewall_options[] = {
-    {"allow", option_type::string_list, false,
-     "globals let through besides the defaults: module.name (exactly that name, "
-     "module.Outer.Inner for a nested class) or module.* (the names directly in module)"},
-    {"defaults", option_type::choice, false,
-     "safe: also let through the documented names that cannot run code; none: only `allow` "
-     "(default safe)",
-     defaults_choices},
-    {"ext", option_type::choice_or_list, false,
-     "copyreg extension codes: deny, allow, or the list of allowed codes [1, 2, 300] (default "
-     "deny)",
-     switch_choices},
-    {"persid", option_type::choice, false, "persistent ids: deny or allow (default deny)",
-     switch_choices},
-    {"on_deny", option_type::choice, false,
-     "error: a refused message ends the instance; drop: it is logged, counted and dropped "
-     "(default error)",
-     on_deny_choices},
-    {"unpickler", option_type::choice, false,
-     "fresh: the consumer loads each message with a fresh Unpickler (pickle.load); reused: "
-     "with one Unpickler for the whole stream, whose memo carries over (default fresh)",
-     unpickler_choices},
+    {.name = "allow",
+     .type = option_type::string_list,
+     .help = "globals let through besides the defaults: module.name (exactly that name, "
+             "module.Outer.Inner for a nested class) or module.* (the names directly in module)",
+     .default_value = "[]"},
+    {.name = "defaults",
+     .type = option_type::choice,
+     .help = "safe: also let through the documented names that cannot run code; none: only "
+             "`allow`",
+     .choices = defaults_choices,
+     .default_value = "safe"},
+    {.name = "ext",
+     .type = option_type::choice_or_list,
+     .help = "copyreg extension codes: deny, allow, or the list of allowed codes [1, 2, 300]",
+     .choices = switch_choices,
+     .default_value = "deny"},
+    {.name = "persid",
+     .type = option_type::choice,
+     .help = "persistent ids: deny or allow",
+     .choices = switch_choices,
+     .default_value = "deny"},
+    {.name = "on_deny",
+     .type = option_type::choice,
+     .help = "error: a refused message ends the instance; drop: it is logged, counted and "
+             "dropped",
+     .choices = on_deny_choices,
+     .default_value = "error"},
+    {.name = "unpickler",
+     .type = option_type::choice,
+     .help = "fresh: the consumer loads each message with a fresh Unpickler (pickle.load); "
+             "reused: with one Unpickler for the whole stream, whose memo carries over",
+     .choices = unpickler_choices,
+     .default_value = "fresh"},
 };
 
 class firewall_filter final : public filter {
@@ -112,8 +124,10 @@ class firewall_factory final : public filter_factory {
       case ext_mode::deny: text += "deny"; break;
       case ext_mode::allow: text += "allow"; break;
       case ext_mode::listed:
-        for (std::size_t i = 0; i < policy_.ext_codes().size(); ++i)
-          text += (i ? "," : "") + std::to_string(policy_.ext_codes()[i]);
+        for (std::size_t i = 0; i < policy_.ext_codes().size(); ++i) {
+          if (i) text += ',';
+          text += std::to_string(policy_.ext_codes()[i]);
+        }
         break;
     }
     text += std::string(" persid=") + (policy_.allows_persid() ? "allow" : "deny") +
@@ -132,8 +146,7 @@ class firewall_factory final : public filter_factory {
 bool read_ext(const option_values& values, policy& p, option_error& error) {
   const auto codes = values.get_list("ext");
   if (!codes) {
-    p.set_ext(values.get_string("ext").value_or("deny") == "allow" ? ext_mode::allow
-                                                                   : ext_mode::deny);
+    p.set_ext(*values.get_string("ext") == "allow" ? ext_mode::allow : ext_mode::deny);
     return true;
   }
   std::vector<std::int64_t> allowed;
@@ -157,17 +170,18 @@ bool read_ext(const option_values& values, policy& p, option_error& error) {
 
 std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {
   policy p;
-  for (const std::string& entry : values.get_list("allow").value_or(option_value::list{})) {
+  const option_value::list allow = *values.get_list("allow");
+  for (const std::string& entry : allow) {
     if (const auto problem = p.add_allowed(entry)) {
       error = {"allow", "firewall: allow: " + *problem};
       return nullptr;
     }
   }
-  p.set_safe_defaults(values.get_string("defaults").value_or("safe") == "safe");
-  p.set_persid(values.get_string("persid").value_or("deny") == "allow");
-  p.set_reused_unpickler(values.get_string("unpickler") == "reused");
+  p.set_safe_defaults(*values.get_string("defaults") == "safe");
+  p.set_persid(*values.get_string("persid") == "allow");
+  p.set_reused_unpickler(*values.get_string("unpickler") == "reused");
   if (!read_ext(values, p, error)) return nullptr;
-  const bool drop = values.get_string("on_deny").value_or("error") == "drop";
+  const bool drop = *values.get_string("on_deny") == "drop";
   return std::make_unique<firewall_factory>(std::move(p), drop);
 }
 

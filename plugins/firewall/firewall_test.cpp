@@ -511,7 +511,7 @@ TEST_CASE("configs/firewall.yaml passes pickleway check") {
 namespace {
 
 std::string peer(const std::string& command, const fs::path& path) {
-  return "[" + std::string(PICKLEWAY_PYTHON) + ", " + here + "firewall_peer.py, " + command +
+  return std::string("[") + PICKLEWAY_PYTHON + ", " + here + "firewall_peer.py, " + command +
          ", \"" + path.string() + "\"]";
 }
 

@@ -68,13 +68,13 @@ bool is_name_part(std::string_view part) {
 std::optional<std::string> policy::add_allowed(std::string_view entry) {
   const auto dot = entry.rfind('.');
   if (dot == std::string_view::npos)
-    return "`" + std::string(entry) + "` is not module.name or module.*";
+    return std::string("`").append(entry) + "` is not module.name or module.*";
   const std::string_view module = entry.substr(0, dot);
   const std::string_view last = entry.substr(dot + 1);
   for (std::size_t begin = 0;;) {
     const auto end = module.find('.', begin);
     if (!is_name_part(module.substr(begin, end - begin)))
-      return "`" + std::string(entry) + "` has an empty or malformed part";
+      return std::string("`").append(entry) + "` has an empty or malformed part";
     if (end == std::string_view::npos) break;
     begin = end + 1;
   }
@@ -83,7 +83,8 @@ std::optional<std::string> policy::add_allowed(std::string_view entry) {
   } else if (is_name_part(last)) {
     names_.emplace_back(entry);
   } else {
-    return "`" + std::string(entry) + "` has an empty or malformed part (`*` only as the last)";
+    return std::string("`").append(entry) +
+           "` has an empty or malformed part (`*` only as the last)";
   }
   return std::nullopt;
 }

@@ -18,9 +18,6 @@ namespace {
 using namespace pickleway;
 namespace lg = pickleway::log;
 
-constexpr std::size_t default_queue = 1024;
-constexpr std::size_t default_hex_limit = 256;
-constexpr std::size_t default_max_record = std::size_t{1} << 20;
 // Messages up to this size are copied for the writer thread, which inspects
 // them; a larger one is inspected on the event loop, where the walk skips
 // its payloads, rather than copied (and `dis` copies every message anyway).
@@ -31,16 +28,31 @@ constexpr std::string_view format_choices[] = {"text", "jsonl"};
 constexpr option_spec log_options[] = {
     {"path", option_type::string, true,
      "file the records are appended to (created if missing); - for standard error"},
-    {"format", option_type::choice, false,
-     "text: a line per message; jsonl: a JSON object per line (default text)", format_choices},
-    {"dis", option_type::boolean, false, "add each message's disassembly, as pickletools.dis"},
-    {"hex", option_type::boolean, false, "add a hex dump of each message"},
-    {"hex_limit", option_type::size, false,
-     "bytes of each message the hex dump shows (default 256)"},
-    {"max_record", option_type::size, false,
-     "a record longer than this is cut, ending in \u2026truncated (default 1MiB, at least 1KiB)"},
-    {"queue", option_type::integer, false,
-     "records waiting for the writer thread; more are dropped and counted (default 1024)"},
+    {.name = "format",
+     .type = option_type::choice,
+     .help = "text: a line per message; jsonl: a JSON object per line",
+     .choices = format_choices,
+     .default_value = "text"},
+    {.name = "dis",
+     .type = option_type::boolean,
+     .help = "add each message's disassembly, as pickletools.dis",
+     .default_value = "false"},
+    {.name = "hex",
+     .type = option_type::boolean,
+     .help = "add a hex dump of each message",
+     .default_value = "false"},
+    {.name = "hex_limit",
+     .type = option_type::size,
+     .help = "bytes of each message the hex dump shows",
+     .default_value = "256"},
+    {.name = "max_record",
+     .type = option_type::size,
+     .help = "a record longer than this is cut, ending in \u2026truncated (at least 1KiB)",
+     .default_value = "1MiB"},
+    {.name = "queue",
+     .type = option_type::integer,
+     .help = "records waiting for the writer thread; more are dropped and counted",
+     .default_value = "1024"},
 };
 
 void to_stderr(const std::string& text) {
@@ -171,7 +183,7 @@ std::string path_problem(const std::filesystem::path& path) {
 
 std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {
   lg::writer_options o;
-  const std::string path = values.get_string("path").value_or("");
+  const std::string path = *values.get_string("path");  // required
   if (path.empty()) {
     error = {"path", "log: path must name a file, or be - for standard error"};
     return nullptr;
@@ -191,27 +203,23 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
     }
     o.path = absolute.string();
   }
-  o.format.form = values.get_string("format").value_or("text") == "jsonl" ? lg::format::jsonl
-                                                                          : lg::format::text;
-  o.format.dis = values.get_boolean("dis").value_or(false);
-  o.format.hex = values.get_boolean("hex").value_or(false);
-  const std::int64_t hex_limit =
-      values.get_integer("hex_limit").value_or(static_cast<std::int64_t>(default_hex_limit));
+  o.format.form = *values.get_string("format") == "jsonl" ? lg::format::jsonl : lg::format::text;
+  o.format.dis = *values.get_boolean("dis");
+  o.format.hex = *values.get_boolean("hex");
+  const std::int64_t hex_limit = *values.get_integer("hex_limit");
   if (hex_limit < 1) {
     error = {"hex_limit", "log: hex_limit must be at least 1 byte"};
     return nullptr;
   }
   o.format.hex_limit = static_cast<std::size_t>(hex_limit);
-  const std::int64_t max_record =
-      values.get_integer("max_record").value_or(static_cast<std::int64_t>(default_max_record));
+  const std::int64_t max_record = *values.get_integer("max_record");
   if (max_record < static_cast<std::int64_t>(lg::smallest_max_record)) {
     error = {"max_record", "log: max_record must be at least " +
                                std::to_string(lg::smallest_max_record) + " bytes"};
     return nullptr;
   }
   o.format.max_record = static_cast<std::size_t>(max_record);
-  const std::int64_t queue =
-      values.get_integer("queue").value_or(static_cast<std::int64_t>(default_queue));
+  const std::int64_t queue = *values.get_integer("queue");
   if (queue < 1) {
     error = {"queue", "log: queue must hold at least 1 record"};
     return nullptr;

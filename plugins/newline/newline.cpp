@@ -20,12 +20,16 @@ using newline::translator;
 constexpr std::string_view line_end_choices[] = {"lf", "crlf"};
 
 constexpr option_spec newline_options[] = {
-    {"a", option_type::choice, false,
-     "the line terminators endpoint a writes and expects: lf or crlf (default lf)",
-     line_end_choices},
-    {"b", option_type::choice, false,
-     "the line terminators endpoint b writes and expects: lf or crlf (default lf)",
-     line_end_choices},
+    {.name = "a",
+     .type = option_type::choice,
+     .help = "the line terminators endpoint a writes and expects: lf or crlf",
+     .choices = line_end_choices,
+     .default_value = "lf"},
+    {.name = "b",
+     .type = option_type::choice,
+     .help = "the line terminators endpoint b writes and expects: lf or crlf",
+     .choices = line_end_choices,
+     .default_value = "lf"},
 };
 
 class newline_filter final : public filter {
@@ -91,7 +95,7 @@ class newline_factory final : public filter_factory {
 // The core has checked the choices; a value from elsewhere is refused alike.
 bool read_line_end(const option_values& values, std::string_view side, line_end& out,
                    option_error& error) {
-  const std::string value = values.get_string(side).value_or("lf");
+  const std::string value = *values.get_string(side);
   if (value == "lf" || value == "crlf") {
     out = value == "lf" ? line_end::lf : line_end::crlf;
     return true;

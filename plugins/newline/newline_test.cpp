@@ -365,7 +365,7 @@ const std::string newline_peer_script = PICKLEWAY_SOURCE_DIR "/plugins/newline/n
 
 // A spawn `command:` running newline_peer.py, as a YAML flow list.
 std::string newline_peer(const std::vector<std::string>& args) {
-  std::string out = "[" + std::string(PICKLEWAY_PYTHON) + ", " + newline_peer_script;
+  std::string out = std::string("[") + PICKLEWAY_PYTHON + ", " + newline_peer_script;
   for (const auto& a : args) out += ", \"" + a + "\"";
   return out + "]";
 }
@@ -388,7 +388,7 @@ std::string session(const std::string& a_command, const std::string& b_command,
 // Feeds pP.crlf from a to a checker on b; the checker's report.
 std::string crlf_to_checker(const fs::path& dir, int protocol, bool with_filter,
                             std::string& log) {
-  const std::string p = (dir / ("p" + std::to_string(protocol))).string();
+  const std::string p = (dir / (std::string("p").append(std::to_string(protocol)))).string();
   const auto report = dir / "report.json";
   const auto config = write_text(
       dir, "session.yaml",
@@ -439,7 +439,7 @@ TEST_CASE("going to the crlf side, an LF writer's stream becomes what a CRLF wri
   SUBCASE("protocol 1") { protocol = 1; }
   temp_dir dir;
   make_streams(dir.path, protocol);
-  const std::string p = (dir.path / ("p" + std::to_string(protocol))).string();
+  const std::string p = (dir.path / (std::string("p").append(std::to_string(protocol)))).string();
   const auto captured = dir.path / "captured";
   const auto config = write_text(
       dir.path, "session.yaml",

@@ -166,7 +166,7 @@ std::vector<std::string> child_environment(const child_options& o) {
   // 4: a stdio child must not believe its channel is there.
   vars.erase("PICKLEWAY_FDS");
   // So that a Python child that forgets to flush does not stall the stream.
-  vars.insert_or_assign("PYTHONUNBUFFERED", "1");
+  vars.insert_or_assign("PYTHONUNBUFFERED", std::string("1"));
   for (const auto& [name, value] : o.env) vars.insert_or_assign(name, value);
   if (o.channel == channel_mode::fds) vars.insert_or_assign("PICKLEWAY_FDS", "3,4");
   std::vector<std::string> out;
@@ -184,7 +184,7 @@ std::string find_program(const std::string& name, const std::string& path, int& 
   for (;;) {
     const auto colon = dirs.find(':');
     std::string dir(dirs.substr(0, colon));
-    if (dir.empty()) dir = ".";
+    if (dir.empty()) dir.push_back('.');
     const std::string candidate = dir + "/" + name;
     struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {

@@ -14,16 +14,22 @@ constexpr std::string_view channel_choices[] = {"stdio", "fds"};
 
 constexpr option_spec spawn_options[] = {
     {"command", option_type::string_list, true, "the program to run and its arguments"},
-    {"env", option_type::string_map, false,
-     "variables added to or overriding the inherited environment"},
-    {"cwd", option_type::string, false, "the child's working directory"},
-    {"stderr", option_type::choice, false,
-     "the child's standard error: inherit (pickleway's), discard, or log (default inherit)",
-     stderr_choices},
-    {"channel", option_type::choice, false,
-     "stdio: pickles on the child's stdin/stdout; fds: on fds 3 (it reads) and 4 (it "
-     "writes), PICKLEWAY_FDS=3,4, its stdout to the log (default stdio)",
-     channel_choices},
+    {.name = "env",
+     .type = option_type::string_map,
+     .help = "variables added to or overriding the inherited environment",
+     .default_value = "{}"},
+    {"cwd", option_type::string, false, "the child's working directory (default: pickleway's)"},
+    {.name = "stderr",
+     .type = option_type::choice,
+     .help = "the child's standard error: inherit (pickleway's), discard, or log",
+     .choices = stderr_choices,
+     .default_value = "inherit"},
+    {.name = "channel",
+     .type = option_type::choice,
+     .help = "stdio: pickles on the child's stdin/stdout; fds: on fds 3 (it reads) and 4 (it "
+             "writes), PICKLEWAY_FDS=3,4, its stdout to the log",
+     .choices = channel_choices,
+     .default_value = "stdio"},
 };
 
 class spawn_opener final : public opener {
@@ -71,18 +77,17 @@ class spawn_transport final : public transport {
 
 std::unique_ptr<transport> make(const option_values& values, option_error& error) {
   child_options o;
-  o.command = values.get_list("command").value_or(option_value::list{});
+  o.command = *values.get_list("command");  // required
   if (o.command.empty() || o.command.front().empty()) {
     error = {"command", "spawn: `command` needs at least the program to run"};
     return nullptr;
   }
-  const std::string err = values.get_string("stderr").value_or("inherit");
+  const std::string err = *values.get_string("stderr");
   o.stderr_to = err == "log"       ? stderr_mode::log
                 : err == "discard" ? stderr_mode::discard
                                    : stderr_mode::inherit;
-  o.channel = values.get_string("channel").value_or("stdio") == "fds" ? channel_mode::fds
-                                                                      : channel_mode::stdio;
-  o.env = values.get_map("env").value_or(option_value::map{});
+  o.channel = *values.get_string("channel") == "fds" ? channel_mode::fds : channel_mode::stdio;
+  o.env = *values.get_map("env");
   for (const auto& [name, value] : o.env) {
     if (name.empty() || name.find('=') != std::string::npos) {
       error = {"env", "spawn: '" + name + "' cannot be an environment variable's name"};

@@ -180,8 +180,8 @@ std::unique_ptr<transport> make(const option_values& options, option_error& erro
   const auto retry = sockets::read_retry(options, error);
   if (!retry) return nullptr;
   std::shared_ptr<const tls::context> tls;
-  if (const option_values* section = options.get_section("tls")) {
-    tls = tls::context::make(*section, role->listens, target->host, error);
+  if (options.has("tls")) {
+    tls = tls::context::make(*options.get_section("tls"), role->listens, target->host, error);
     if (!tls) return nullptr;
   }
   return std::make_unique<tcp_transport>(std::move(*role), *target, *retry, std::move(tls));

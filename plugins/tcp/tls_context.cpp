@@ -15,12 +15,17 @@ const option_spec options[6] = {
     {"key", option_type::string, false, "private key file (PEM) of `cert`"},
     {"ca", option_type::string, false,
      "CA file or directory to verify the peer with (connect: default the system's; listen: "
-     "naming it requires client certificates)"},
+     "naming it asks clients for certificates)"},
     {"verify_peer", option_type::boolean, false,
-     "connect: verify the server's certificate and name (default true)"},
+     "connect: verify the server's certificate and name (default true); listen: require a "
+     "client certificate that verifies against `ca` (default true with a `ca`; false takes "
+     "clients without one too)"},
     {"server_name", option_type::string, false,
      "connect: name to verify the server as, and to send as SNI (default: the host of connect)"},
-    {"timeout_ms", option_type::integer, false, "longest TLS handshake (default 10000)"},
+    {.name = "timeout_ms",
+     .type = option_type::integer,
+     .help = "longest TLS handshake, in milliseconds",
+     .default_value = "10000"},
 };
 
 std::string take_errors(const std::string& fallback) {
@@ -121,13 +126,13 @@ std::shared_ptr<const context> context::make(const option_values& tls, bool list
   const auto ca = tls.get_string("ca");
   const auto verify_peer = tls.get_boolean("verify_peer");
   const auto server_name = tls.get_string("server_name");
-  const auto timeout = tls.get_integer("timeout_ms");
+  const std::int64_t timeout = *tls.get_integer("timeout_ms");
 
   if (listens) {
     if (!cert) return refuse("tls on a listener needs `cert` and `key`: its certificate");
-    if (verify_peer)
-      return refuse("tls.verify_peer applies to 'connect' only; a listener verifies client "
-                    "certificates when it names a `ca`");
+    if (verify_peer == true && !ca)
+      return refuse("tls.verify_peer: a listener verifies client certificates against its `ca`, "
+                    "and names none");
     if (server_name) return refuse("tls.server_name applies to 'connect' only");
   } else if (verify_peer == false && ca) {
     return refuse("tls.ca is not used when verify_peer is false; remove one of them");
@@ -136,7 +141,7 @@ std::shared_ptr<const context> context::make(const option_values& tls, bool list
   if (key && !cert) return refuse("tls.key needs its `cert`");
   if (server_name && server_name->empty())
     return refuse("tls.server_name is empty");
-  if (timeout && (*timeout < 1 || *timeout > 3'600'000))
+  if (timeout < 1 || timeout > 3'600'000)
     return refuse("tls.timeout_ms must be from 1 to 3600000");
 
   ERR_clear_error();
@@ -182,13 +187,18 @@ std::shared_ptr<const context> context::make(const option_values& tls, bool list
   }
 
   made->listens_ = listens;
-  if (timeout) made->timeout_ = std::chrono::milliseconds(*timeout);
+  made->timeout_ = std::chrono::milliseconds(timeout);
   if (listens) {
-    made->verify_peer_ = ca.has_value();
+    made->verify_peer_ = ca && verify_peer.value_or(true);
     if (ca) {
-      // Client certificates are required, and the CAs accepted are named
-      // to the client (a file's; a directory's are not listed).
-      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+      // Clients are asked for a certificate, and the CAs accepted are named
+      // to them (a file's; a directory's are not listed). One that sends a
+      // certificate must send one that verifies; with verify_peer false a
+      // client may also send none.
+      SSL_CTX_set_verify(ctx,
+                         made->verify_peer_ ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                                            : SSL_VERIFY_PEER,
+                         nullptr);
       if (!std::filesystem::is_directory(*ca))
         if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca->c_str()))
           SSL_CTX_set_client_CA_list(ctx, names);
@@ -209,7 +219,11 @@ std::shared_ptr<const context> context::make(const option_values& tls, bool list
 }
 
 std::string context::describe() const {
-  if (listens_) return verify_peer_ ? "mutual tls, client certificates from " + ca_ : "tls";
+  if (listens_) {
+    if (ca_.empty()) return "tls";
+    return verify_peer_ ? "mutual tls, client certificates from " + ca_
+                        : "tls, client certificates from " + ca_ + " asked for, not required";
+  }
   if (!verify_peer_) return "tls without verifying the server";
   return "tls, verifying the server as " + server_name_ +
          (ca_.empty() ? " against the system's CAs" : " against " + ca_);

@@ -10,10 +10,14 @@
 //              is also sent as SNI, unless it is an IP literal. `cert` and
 //              `key` give a client certificate, for mutual TLS.
 //   listener:  `cert` and `key` are required; naming `ca` makes TLS mutual:
-//              a client must present a certificate that verifies against it.
+//              a client must present a certificate that verifies against it
+//              (verify_peer, default true with a `ca`, a config error
+//              without one). verify_peer false with a `ca` asks for a
+//              certificate, checks one that comes, and takes a client
+//              that sends none.
 //
 // Both: TLS 1.2 or newer, no renegotiation, no session tickets (nothing
-// resumes sessions), `timeout_ms` (default 10000) for the whole handshake.
+// resumes sessions), `timeout_ms` for the whole handshake.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -57,11 +61,11 @@ class context {
   };
   std::unique_ptr<SSL_CTX, ctx_free> ctx_;
   bool listens_ = false;
-  bool verify_peer_ = false;  // connector: the server; listener: client certificates
+  bool verify_peer_ = false;  // connector: the server; listener: a client certificate required
   std::string server_name_;
   bool server_name_is_ip_ = false;
   std::string ca_;
-  std::chrono::milliseconds timeout_{10000};
+  std::chrono::milliseconds timeout_{};
 };
 
 // OpenSSL's error queue as one line of text, root cause first, and

@@ -296,6 +296,53 @@ TEST_CASE("A tls listener that names a ca requires a client certificate it can v
   }
 }
 
+TEST_CASE("A tls listener's verify_peer: true, written beside its ca, requires a client certificate") {
+  auto l = listen_tls(tls({{"cert", pem("server.pem")}, {"key", pem("server.key")}, {"ca", pem("ca.pem")},
+                           {"verify_peer", "true"}}));
+  auto p = handshake(l, "localhost", tls({{"ca", pem("ca.pem")}}));
+  CHECK_FALSE(p.server);
+  CHECK_MESSAGE(contains(p.server_error, "failed: peer did not return a certificate"), p.server_error);
+}
+
+TEST_CASE("A tls listener with verify_peer false asks for a client certificate, and takes a client without one") {
+  auto l = listen_tls(tls({{"cert", pem("server.pem")}, {"key", pem("server.key")}, {"ca", pem("ca.pem")},
+                           {"verify_peer", "false"}}));
+  CHECK(l.endpoint->describe() ==
+        "tcp listen 127.0.0.1:0, tls, client certificates from " + pem("ca.pem") + " asked for, not required");
+  SUBCASE("a python3 client without a certificate is served") {
+    python_process client(R"(
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(sys.argv[2])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+conn = ctx.wrap_socket(raw, server_hostname="localhost")
+print(conn.recv(4).decode(), flush=True)
+)",
+                          {l.port, pem("ca.pem")});
+    std::string error;
+    auto server = accept_now(*l.socket, error);
+    REQUIRE_MESSAGE(server, error);
+    REQUIRE(write_all(*server, "pong"));
+    CHECK(client.line() == "pong");
+    CHECK(client.finish() == 0);
+  }
+  SUBCASE("a client with a certificate from the ca is served") {
+    auto p = handshake(l, "localhost",
+                       tls({{"ca", pem("ca.pem")}, {"cert", pem("client.pem")}, {"key", pem("client.key")}}));
+    REQUIRE_MESSAGE(p.client, p.client_error);
+    REQUIRE_MESSAGE(p.server, p.server_error);
+    connection c{std::move(p.client), std::move(p.server)};
+    exchange_with_half_close(c);
+  }
+  SUBCASE("a client certificate that does not verify is refused: the listener asked for it") {
+    auto p = handshake(l, "localhost",
+                       tls({{"ca", pem("ca.pem")}, {"cert", pem("stranger.pem")}, {"key", pem("stranger.key")}}));
+    CHECK_FALSE(p.server);
+    CHECK_MESSAGE(contains(p.server_error, "certificate verify failed: unable to get local issuer certificate"),
+                  p.server_error);
+  }
+}
+
 TEST_CASE("A tls listener gives up on a client silent past tls.timeout_ms") {
   auto l = listen_tls(
       tls({{"cert", pem("server.pem")}, {"key", pem("server.key")}, {"timeout_ms", "300"}}));
@@ -595,8 +642,8 @@ TEST_CASE("pickleway check loads the tls files, and points at the option that do
        "tls.ca: cannot load " + pem("garbage.pem") + ": "},
       {"a listener without cert", listen + "{ca: " + pem("ca.pem") + "}}",
        "tls on a listener needs `cert` and `key`"},
-      {"verify_peer on a listener", listen + "{" + server_files() + ", verify_peer: false}}",
-       "tls.verify_peer applies to 'connect' only"},
+      {"verify_peer true on a listener without a ca", listen + "{" + server_files() + ", verify_peer: true}}",
+       "tls.verify_peer: a listener verifies client certificates against its `ca`, and names none"},
   };
   for (const auto& c : cases) {
     SUBCASE(c.name) {

@@ -154,7 +154,7 @@ TEST_CASE("auth_handshake answers a 3.11 challenge with the bare HMAC-MD5, a 3.1
   for (const char* digest : {"sha256", "sha384", "md5", "sha3_256"}) {
     SUBCASE(digest) {
       auto hs = make(auth_handshake::role::answer_first);
-      const bytes challenge = b("{" + std::string(digest) + "}") + counting(40, 50);
+      const bytes challenge = b(std::string("{").append(digest) + "}") + counting(40, 50);
       const auto s = hs.feed(frame(b("#CHALLENGE#") + challenge));
       CHECK(s.status == auth_status::need_more);
       CHECK(hs.take_output() == frame(vec(std::string("answer_") + digest)));

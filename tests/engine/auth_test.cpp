@@ -168,9 +168,9 @@ TEST_CASE("auth: a connecting endpoint authenticates to a multiprocessing Listen
       // Endpoint a: with the right key an echo; with the wrong one a child
       // that records the first bytes it receives, if any.
       const std::string a =
-          right_key ? R"([)" + std::string(PICKLEWAY_PYTHON) + ", " + PICKLEWAY_SOURCE_DIR +
+          right_key ? std::string("[") + PICKLEWAY_PYTHON + ", " + PICKLEWAY_SOURCE_DIR +
                           "/tests/python/peer.py, echo]"
-                    : R"([)" + std::string(PICKLEWAY_PYTHON) +
+                    : std::string("[") + PICKLEWAY_PYTHON +
                           R"py(, -c, "import sys; d = sys.stdin.buffer.read(1); open(sys.argv[1], 'w').write(repr(d))", )py" +
                           got.string() + "]";
       const auto config = write_text(dir, "connect.yaml", R"(

@@ -169,8 +169,8 @@ sessions:
 
 TEST_CASE("SIGTERM ends pickleway promptly and leaves no child behind") {
   const auto dir = make_temp_dir();
-  const std::string sleeper = "[" + std::string(PICKLEWAY_PYTHON) + R"y(, -c, "import time; time.sleep(60)"])y";
-  const std::string stubborn = "[" + std::string(PICKLEWAY_PYTHON) +
+  const std::string sleeper = std::string("[") + PICKLEWAY_PYTHON + R"y(, -c, "import time; time.sleep(60)"])y";
+  const std::string stubborn = std::string("[") + PICKLEWAY_PYTHON +
                                R"y(, -c, "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"])y";
   const auto config = write_text(dir, "term.yaml", R"(
 grace: 1s

@@ -22,10 +22,16 @@ using clock = std::chrono::steady_clock;
 gateway::gateway(const std::filesystem::path& config, std::vector<std::string> extra,
                  std::vector<std::string> prefix) {
   std::vector<std::string> args = std::move(prefix);
-  for (const char* word : {PICKLEWAY_BINARY, "run"}) args.emplace_back(word);
-  for (std::string word : {config.string(), std::string("--plugin-path"), std::string(PICKLEWAY_PLUGIN_DIR)})
+  for (std::string word : {std::string(PICKLEWAY_BINARY), std::string("run"), config.string(),
+                           std::string("--plugin-path"), std::string(PICKLEWAY_PLUGIN_DIR)})
     args.push_back(std::move(word));
   args.insert(args.end(), extra.begin(), extra.end());
+  start(std::move(args));
+}
+
+gateway::gateway(const pickleway_words& command_line) {
+  std::vector<std::string> args{PICKLEWAY_BINARY};
+  args.insert(args.end(), command_line.words.begin(), command_line.words.end());
   start(std::move(args));
 }
 
@@ -49,7 +55,7 @@ void gateway::start(std::vector<std::string> args) {
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_fds[1]);
   log_fd_ = pipe_fds[0];
-  if (rc != 0) throw std::runtime_error("cannot start pickleway");
+  if (rc != 0) throw std::runtime_error("cannot start " + args[0]);
 }
 
 long gateway::peak_rss_kib() const {
@@ -140,7 +146,7 @@ std::filesystem::path write_text(const std::filesystem::path& dir, const std::st
 }
 
 std::string peer_command(const std::vector<std::string>& args) {
-  std::string out = "[" + std::string(PICKLEWAY_PYTHON) + ", " + PICKLEWAY_SOURCE_DIR +
+  std::string out = std::string("[") + PICKLEWAY_PYTHON + ", " + PICKLEWAY_SOURCE_DIR +
                     "/tests/python/peer.py";
   for (const auto& a : args) out += ", \"" + a + "\"";
   return out + "]";

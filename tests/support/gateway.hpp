@@ -14,6 +14,11 @@ namespace pickleway::test {
 
 using namespace std::chrono_literals;
 
+// The words of a pickleway command line after the program's name.
+struct pickleway_words {
+  std::vector<std::string> words;
+};
+
 class gateway {
  public:
   // Runs `pickleway run CONFIG` with the built plugins; `extra` goes after,
@@ -24,6 +29,8 @@ class gateway {
   // time, not pickleway.
   struct measured {};
   gateway(measured, const std::filesystem::path& config);
+  // Runs `pickleway WORDS...` (give --plugin-path yourself).
+  explicit gateway(const pickleway_words& command_line);
   ~gateway();  // kills it if still running
   gateway(const gateway&) = delete;
   gateway& operator=(const gateway&) = delete;

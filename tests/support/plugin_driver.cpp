@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "option_reader.hpp"
+
 namespace pickleway::test {
 
 using clock = std::chrono::steady_clock;
@@ -30,8 +32,11 @@ std::unique_ptr<transport> make_transport(const std::string& name, const option_
                                           option_error* error) {
   const loaded_plugin* p = built_plugins().find(plugin_kind::transport, name);
   REQUIRE_MESSAGE(p, "no transport plugin " << name << " in " << PICKLEWAY_PLUGIN_DIR);
+  // The defaults the core would give the options not written.
+  option_values filled = values;
+  fill_defaults(filled, p->descriptor->options);
   option_error refused;
-  auto made = p->descriptor->make_transport(values, refused);
+  auto made = p->descriptor->make_transport(filled, refused);
   if (error) {
     *error = refused;
   } else {
@@ -44,8 +49,10 @@ std::unique_ptr<filter_factory> make_filter(const std::string& name, const optio
                                             option_error* error) {
   const loaded_plugin* p = built_plugins().find(plugin_kind::filter, name);
   REQUIRE_MESSAGE(p, "no filter plugin " << name << " in " << PICKLEWAY_PLUGIN_DIR);
+  option_values filled = values;
+  fill_defaults(filled, p->descriptor->options);
   option_error refused;
-  auto made = p->descriptor->make_filter(values, refused);
+  auto made = p->descriptor->make_filter(filled, refused);
   if (error) {
     *error = refused;
   } else {

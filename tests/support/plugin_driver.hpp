@@ -21,8 +21,9 @@ const plugin_registry& built_plugins();
 // Options as a plugin receives them, written by hand in a test.
 option_values options(std::initializer_list<std::pair<std::string, option_value>> values);
 
-// Makes a transport from options; fails the test when the plugin refuses,
-// unless `error` is given (then it receives the refusal).
+// Makes a transport from options, given the defaults of those its schema
+// has and `values` lacks, as the core would; fails the test when the
+// plugin refuses, unless `error` is given (then it receives the refusal).
 std::unique_ptr<transport> make_transport(const std::string& name, const option_values& values,
                                           option_error* error = nullptr);
 

@@ -109,4 +109,10 @@ measured_run run_measured(const std::vector<std::string>& command) {
   return result;
 }
 
+run_result run_pickleway(const std::vector<std::string>& args) {
+  std::string command = quote(PICKLEWAY_BINARY);
+  for (const auto& a : args) command.append(" ").append(quote(a));
+  return run({"sh", "-c", command + " 2>&1"});
+}
+
 }  // namespace pickleway::test

@@ -37,6 +37,9 @@ struct time_report {
   int signal = 0;
 };
 time_report read_time_report(const std::string& report);
+// Runs the pickleway binary of this build with `args`; `out` holds its
+// standard output and standard error together.
+run_result run_pickleway(const std::vector<std::string>& args);
 
 // Shell-quotes one word.
 std::string quote(const std::string& word);

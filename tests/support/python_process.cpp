@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 
 python_process::python_process(const std::string& script, const std::vector<std::string>& args) {
   std::string command = quote(PICKLEWAY_PYTHON) + " -c " + quote(script);
-  for (const auto& a : args) command += " " + quote(a);
+  for (const auto& a : args) command.append(" ").append(quote(a));
   pipe_ = ::popen(command.c_str(), "r");
   REQUIRE(pipe_);
 }

@@ -28,6 +28,7 @@ std::vector<bytes> frames_of(const std::vector<bytes>& messages, int codec) {
   option_values values;
   values.set_where("seeds");
   values.set("codec", {std::string(codec_names[codec]), "seeds"});
+  values.set("min_size", {std::int64_t{0}, "seeds"});  // its default, which the core would fill in
   option_error error;
   const auto factory = describe()->make_filter(values, error);
   const auto sender = factory->make(open_context{"seeds", 1, nullptr});

@@ -51,7 +51,7 @@ bool located(std::string_view message) {
 void use(const config& c) {
   PICKLEWAY_FUZZ_CHECK(!c.sessions.empty());
   for (const session_config& s : c.sessions) {
-    PICKLEWAY_FUZZ_CHECK(!s.name.empty() && s.max_instances >= 1);
+    PICKLEWAY_FUZZ_CHECK(!s.name.empty() && s.max_instances.value >= 1);
     for (const endpoint_config* e : {&s.a, &s.b}) {
       PICKLEWAY_FUZZ_CHECK(e->endpoint && e->plugin);
       PICKLEWAY_FUZZ_CHECK(e->framing.pickle.max_message >= 2 &&

@@ -21,12 +21,15 @@ reads (see the comment at the top of tools/fuzz/<target>.cpp):
                   ones (deep MARK nesting; ADDITEMS, APPENDS, SETITEMS, BUILD,
                   NEWOBJ, REDUCE at every stack position; truncated FRAMEs;
                   huge declared lengths), under varied options
+  bridge_address_fuzz  the `pickleway bridge` examples of docs/operations.md, their
+                  arguments (A, B, then each --filter's) joined by NUL bytes
 
 Deterministic: the same machine makes the same seeds.
 """
 import hmac
 import os
 import pickle
+import shlex
 import shutil
 import subprocess
 import sys
@@ -226,6 +229,30 @@ def link_seeds(out):
                                       ("unknown", unknown), ("frames", data + ack + keepalive + end),
                                       ("wide", wide + ack), ("bad", struct.pack(">I", 0x80000009)))):
         write(out, name, bytes([k % 4]) + body)
+def bridge_seeds(out):
+    """Each `pickleway bridge ...` line of docs/operations.md, as the target
+    reads it: A, B and the filters, joined by NUL bytes."""
+    with open(os.path.join(ROOT, "docs", "operations.md")) as f:
+        lines = [line.strip() for line in f
+                 if line.strip().startswith("pickleway bridge ") and "[--" not in line]
+    for k, line in enumerate(lines):
+        words = shlex.split(line.split(" #")[0])[2:]
+        endpoints, filters = [], []
+        i = 0
+        while i < len(words):
+            if words[i] == "--filter":
+                filters.append(words[i + 1])
+                i += 2
+            elif words[i] in ("--plugin-path", "--stats"):
+                i += 2
+            elif words[i].startswith("--"):
+                i += 1
+            else:
+                endpoints.append(words[i])
+                i += 1
+        write(out, "docs-%02d" % k, "\0".join(endpoints + filters).encode())
+    if not lines:
+        raise SystemExit("make_seeds.py: no `pickleway bridge` examples in docs/operations.md")
 
 
 def main(argv):
@@ -242,6 +269,7 @@ def main(argv):
         length_auth_seeds(os.path.join(out, "length_auth_fuzz"))
         inspection_seeds(out, streams)
         link_seeds(os.path.join(out, "link_fuzz"))
+        bridge_seeds(os.path.join(out, "bridge_address_fuzz"))
     return 0
 
 

@@ -2,9 +2,11 @@
 //
 // A plugin states its options as data (name, type, required, default); the
 // core reads the YAML, refuses an unknown key, a wrong type or a missing
-// required key with FILE:LINE:COL, and gives the plugin only values that
-// passed. A plugin's own checks across options (say, `listen` or `connect`
-// but not both) report through option_error, which the core locates.
+// required key with FILE:LINE:COL, fills in the defaults of the options not
+// written, and gives the plugin only values that passed. A plugin's own
+// checks across options (say, `listen` or `connect` but not both) report
+// through option_error, which the core locates. `pickleway help NAME`
+// prints the schema, and `pickleway check` the defaults it filled in.
 #pragma once
 
 #include <cstdint>
@@ -37,9 +39,16 @@ struct option_spec {
   std::string_view name;
   option_type type = option_type::string;
   bool required = false;
-  std::string_view help;
+  std::string_view help = {};
   std::span<const std::string_view> choices = {};  // for choice, choice_or_list
   std::span<const option_spec> section = {};       // for section
+  // The value of the option when it is not written, as YAML would write it
+  // ("64MiB", "true", "error"); the core reads it as it reads a written
+  // value, and the plugin loader refuses a plugin whose default does not
+  // read. Empty: no default (a required option; one whose absence means
+  // something; one whose default depends on other options: `help` says).
+  // A section has no default of its own: its options have theirs.
+  std::string_view default_value = {};
 };
 
 class option_values;
@@ -49,16 +58,24 @@ struct option_value {
   using list = std::vector<std::string>;
   using map = std::map<std::string, std::string>;
   std::variant<std::string, std::int64_t, bool, list, map, std::shared_ptr<option_values>> value;
-  std::string where;  // "FILE:LINE:COL"
+  std::string where;      // "FILE:LINE:COL"; of the map holding it, for a default
+  bool written = true;    // false: the schema's default
 };
 
-// The options of one endpoint or filter, as validated against its schema.
+// The options of one endpoint or filter, as validated against its schema:
+// those written, and the defaults of the others. A section that is not
+// written holds its options' defaults.
 class option_values {
  public:
-  bool has(std::string_view name) const { return values_.count(std::string(name)) > 0; }
+  // Whether the option was written (its default does not count).
+  bool has(std::string_view name) const {
+    const auto it = values_.find(std::string(name));
+    return it != values_.end() && it->second.written;
+  }
 
-  // The value of an option the schema gave the matching type. Sizes, modes
-  // and integers are integers; addresses and choices are strings.
+  // The value of an option the schema gave the matching type, written or
+  // its default. Sizes, modes and integers are integers; addresses and
+  // choices are strings.
   std::optional<std::string> get_string(std::string_view name) const {
     return get<std::string>(name);
   }
@@ -72,6 +89,8 @@ class option_values {
   std::optional<option_value::map> get_map(std::string_view name) const {
     return get<option_value::map>(name);
   }
+  // A section's values; for a section not written, its options' defaults
+  // (has() tells the two apart). nullptr for a name that is no section.
   const option_values* get_section(std::string_view name) const {
     const auto it = values_.find(std::string(name));
     if (it == values_.end()) return nullptr;

@@ -24,12 +24,19 @@
 namespace pickleway {
 
 // Bumped on any change to the public headers that changes their ABI.
-inline constexpr std::uint32_t abi_version = 2;
+inline constexpr std::uint32_t abi_version = 3;
 
 enum class plugin_kind : std::uint32_t { transport = 1, filter = 2 };
 
 using make_transport_fn = std::unique_ptr<transport> (*)(const option_values&, option_error&);
 using make_filter_fn = std::unique_ptr<filter_factory> (*)(const option_values&, option_error&);
+// For a filter whose output only its own kind can read (compress's frames):
+// whether `message`, the bytes of a message that an endpoint of a session
+// without this filter could not take, look like what this filter writes.
+// Returns what to tell the user ("looks like a frame of the compress
+// filter: does this session need compress?"), text that lives as long as
+// the library, or nullptr. Pure; called on the error path only.
+using recognize_output_fn = const char* (*)(bytes_view message);
 
 // A factory refuses bad options by returning nullptr with `option_error`
 // filled; one that throws is refused alike, with the exception's text.
@@ -42,6 +49,7 @@ struct plugin_descriptor {
   std::span<const option_spec> options;
   make_transport_fn make_transport;  // for kind transport
   make_filter_fn make_filter;        // for kind filter
+  recognize_output_fn recognize_output;  // optional, for kind filter
 };
 
 // The exported symbol's name and type.
@@ -51,12 +59,13 @@ using plugin_entry_fn = const plugin_descriptor* ();
 }  // namespace pickleway
 
 // Defines and exports the descriptor of this library.
-#define PICKLEWAY_PLUGIN_(kind_, name_, version_, description_, options_, transport_, filter_) \
+#define PICKLEWAY_PLUGIN_(kind_, name_, version_, description_, options_, transport_, filter_, \
+                          recognize_)                                                           \
   namespace pickleway_plugin_export {                                                           \
   inline const ::pickleway::plugin_descriptor* describe() {                                     \
     static const ::pickleway::plugin_descriptor descriptor{                                     \
         ::pickleway::abi_version, kind_, name_, version_, description_, options_,                \
-        transport_, filter_};                                                                   \
+        transport_, filter_, recognize_};                                                       \
     return &descriptor;                                                                         \
   }                                                                                             \
   }                                                                                             \
@@ -64,8 +73,13 @@ using plugin_entry_fn = const plugin_descriptor* ();
 
 #define PICKLEWAY_TRANSPORT_PLUGIN(name, version, description, options, make)                \
   PICKLEWAY_PLUGIN_(::pickleway::plugin_kind::transport, name, version, description, options, \
-                    make, nullptr)
+                    make, nullptr, nullptr)
 
 #define PICKLEWAY_FILTER_PLUGIN(name, version, description, options, make)                    \
   PICKLEWAY_PLUGIN_(::pickleway::plugin_kind::filter, name, version, description, options,     \
-                    nullptr, make)
+                    nullptr, make, nullptr)
+
+// A filter that also recognises its own output (see recognize_output_fn).
+#define PICKLEWAY_FILTER_PLUGIN_RECOGNIZING(name, version, description, options, make, recognize) \
+  PICKLEWAY_PLUGIN_(::pickleway::plugin_kind::filter, name, version, description, options,        \
+                    nullptr, make, recognize)

@@ -42,7 +42,7 @@ void raise_open_file_limit(const config& cfg) {
   std::string widest;
   for (const auto& s : cfg.sessions) {
     const bool listens = s.a.endpoint->listens() || s.b.endpoint->listens();
-    needed += descriptors_per_instance * (listens ? s.max_instances : 1);
+    needed += descriptors_per_instance * (listens ? s.max_instances.value : 1);
     if (listens && widest.empty()) widest = s.name;
   }
   rlimit limit{};
@@ -67,7 +67,21 @@ std::string rate(std::uint64_t messages, std::uint64_t bytes, double seconds) {
   return text;
 }
 
+std::string refusal(const std::string& where, const std::string& what) {
+  return where + ": " + what + ": not supported by this version yet";
+}
+
 }  // namespace
+
+std::optional<std::string> not_yet_supported(const config& c) {
+  if (c.metrics_listen.written()) return refusal(c.metrics_listen.where, "metrics");
+  // Without `threads`, one event loop runs everything, as it always has.
+  if (c.threads.written() && c.threads.value > 1)
+    return refusal(c.threads.where, "threads above 1");
+  for (const auto& s : c.sessions)
+    if (s.instances.value > 1) return refusal(s.instances.where, "instances above 1");
+  return std::nullopt;
+}
 
 struct engine::impl {
   impl(config c, std::optional<double> stats)

@@ -159,8 +159,8 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
                          check_done();
                        }};
   };
-  ab_ = std::make_unique<pump>(direction::a_to_b, a_, b_, forward, hooks());
-  ba_ = std::make_unique<pump>(direction::b_to_a, b_, a_, backward, hooks());
+  ab_ = std::make_unique<pump>(direction::a_to_b, a_, b_, forward, session_.hints, hooks());
+  ba_ = std::make_unique<pump>(direction::b_to_a, b_, a_, backward, session_.hints, hooks());
   for (pump* p : {ab_.get(), ba_.get()})
     spawn([p](instance& self) { return p->run(self.waiter_); });
   while (!done_) co_await changed_.changed();

@@ -16,11 +16,12 @@ constexpr std::size_t high_water = 256 * 1024;
 }  // namespace
 
 pump::pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
-           std::vector<filter*> chain, hooks h)
+           std::vector<filter*> chain, const output_hints& hints, hooks h)
     : dir_(dir),
       from_(from),
       to_(to),
       chain_(std::move(chain)),
+      hints_(hints),
       hooks_(std::move(h)),
       reader_(make_reader(from.config->framing, from.read_offset)),
       in_(std::max(read_chunk, from.early_input.size())),
@@ -102,7 +103,7 @@ void pump::process() {
         in_begin_ += s.consumed;
         stats_.stray_bytes += s.consumed;
         hooks_.log(from_.label + ": offset " + std::to_string(offset) + ": stray bytes diverted: " +
-                   preview(s.message, 256));
+                   preview(s.message, 256) + hints_.for_stream(s.message));
         break;
       case frame_status::need_more:
         return;
@@ -110,7 +111,9 @@ void pump::process() {
         input_closed_ = true;
         return;
       case frame_status::error:
-        stop_input(from_.label + ": " + s.error);
+        // A pickle-framed reader fails on the message that starts `data`.
+        stop_input(from_.label + ": " + s.error +
+                   (from_.config->framing.kind == framing_kind::pickle ? hints_.for_stream(data) : ""));
         return;
     }
   }
@@ -139,7 +142,8 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
       return;
     }
     if (result == filter_result::fail) {
-      stop_input(from_.label + ": offset " + std::to_string(offset) + ": " + error);
+      stop_input(from_.label + ": offset " + std::to_string(offset) + ": " + error +
+                 hints_.for_message(m.bytes()));
       return;
     }
   }
@@ -153,7 +157,7 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
         !problem.empty()) {
       stop_input(from_.label + ": offset " + std::to_string(offset) + ": message " +
                  std::to_string(m.sequence()) + " is not one whole pickle for " + to_.label + ": " +
-                 problem);
+                 problem + hints_.for_message(out));
       return;
     }
   }

@@ -17,6 +17,7 @@
 
 #include "engine/message_codec.hpp"
 #include "engine/waiter.hpp"
+#include "output_hints.hpp"
 #include "pickleway/filter.hpp"
 
 namespace pickleway {
@@ -56,8 +57,9 @@ class pump {
     std::function<void()> ended;
   };
 
+  // `hints` (the session's, output_hints.hpp) outlives the pump.
   pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
-       std::vector<filter*> chain, hooks h);
+       std::vector<filter*> chain, const output_hints& hints, hooks h);
 
   // Moves messages until the direction ends (then the `ended` hook), or
   // until a wait of it is cancelled (the instance is gone: it returns at
@@ -83,6 +85,7 @@ class pump {
   endpoint_runtime& from_;
   endpoint_runtime& to_;
   std::vector<filter*> chain_;
+  const output_hints& hints_;
   hooks hooks_;
   std::unique_ptr<message_reader> reader_;
 

@@ -56,14 +56,14 @@ void session_runner::start() {
 asio::awaitable<void> session_runner::accept_loop() {
   while (!stopping_) {
     // At max_instances further connections wait in the listen backlog.
-    if (live_.size() >= session_.max_instances) {
+    if (live_.size() >= session_.max_instances.value) {
       co_await changed_.changed();
       continue;
     }
     if (co_await waiter_.wait(listener_->handle(), false)) co_return;  // stopping
     // Every connection pending, not one a wake-up: a burst of clients is
     // served before the backlog overflows.
-    while (!stopping_ && live_.size() < session_.max_instances) {
+    while (!stopping_ && live_.size() < session_.max_instances.value) {
       std::string error;
       std::unique_ptr<opener> accepted;
       try {

@@ -17,7 +17,11 @@ constexpr std::string_view directions[] = {"a>b", "b>a"};
 
 constexpr option_spec tap_options[] = {
     {"path", option_type::string, true, "the file to append the copies to"},
-    {"direction", option_type::choice, false, "a>b (default) or b>a", directions},
+    {.name = "direction",
+     .type = option_type::choice,
+     .help = "the direction copied: a>b or b>a",
+     .choices = directions,
+     .default_value = "a>b"},
 };
 
 // One per instance. The file is opened per instance, so instances of a
