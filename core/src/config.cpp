@@ -63,7 +63,7 @@ const loaded_plugin* find_plugin(const locator& loc, const YAML::Node& at,
 }
 
 // The options every endpoint takes beside its transport's own.
-constexpr std::string_view framing_choices[] = {"pickle", "length"};
+constexpr std::string_view framing_choices[] = {"pickle", "length", "link"};
 constexpr std::string_view stray_choices[] = {"error", "divert"};
 constexpr std::string_view memo_choices[] = {"error", "allow"};
 constexpr option_spec auth_options[] = {
@@ -74,11 +74,32 @@ constexpr option_spec auth_options[] = {
      .help = "limit for the whole handshake, in milliseconds",
      .default_value = "10000"},
 };
+constexpr option_spec link_options_schema[] = {
+    {.name = "replay",
+     .type = option_type::size,
+     .help = "messages kept until the far gateway acknowledges them, in bytes; full, the "
+             "producer is slowed",
+     .default_value = "64MiB"},
+    {.name = "resume_ms",
+     .type = option_type::integer,
+     .help = "how long a broken link may take to come back before its instance fails",
+     .default_value = "60000"},
+    {.name = "keepalive_ms",
+     .type = option_type::integer,
+     .help = "an idle link says so this often; 3 times this without a word is a broken link",
+     .default_value = "1000"},
+    {.name = "ack_ms",
+     .type = option_type::integer,
+     .help = "the longest a side waits to acknowledge what it has written",
+     .default_value = "20"},
+};
 constexpr option_spec endpoint_options[] = {
     {"transport", option_type::string, true, "the transport plugin"},
     {.name = "framing",
      .type = option_type::choice,
-     .help = "pickle: find each pickle's end; length: multiprocessing.connection's 4-byte lengths",
+     .help = "pickle: find each pickle's end; length: multiprocessing.connection's 4-byte lengths; "
+             "link: between two pickleways (tcp, unix), a connection that may break without a "
+             "message lost",
      .choices = framing_choices,
      .default_value = "pickle"},
     {.name = "max_message",
@@ -99,10 +120,33 @@ constexpr option_spec endpoint_options[] = {
      .default_value = "error"},
     {.name = "auth",
      .type = option_type::section,
-     .help = "framing length: multiprocessing.connection's authkey challenge when the endpoint "
-             "opens",
+     .help = "framing length or link: multiprocessing.connection's authkey challenge when the "
+             "endpoint opens (each connection of a link)",
      .section = auth_options},
+    {.name = "link",
+     .type = option_type::section,
+     .help = "framing link: the replay buffer, resume, keepalive and acknowledgement times",
+     .section = link_options_schema},
 };
+
+// `link: {...}`, its times at least 1 ms, the keepalive below resume_ms.
+link_options read_link(const locator& loc, const option_values& options, const std::string& owner) {
+  link_options l;
+  const auto ms = [&](const char* key) {
+    const std::int64_t v = *options.get_integer(key);
+    if (v < 1 || v > 86'400'000)
+      loc.fail_at(options.where(key), owner + ": link: " + key + " must be from 1 to 86400000");
+    return std::chrono::milliseconds(v);
+  };
+  l.resume = ms("resume_ms");
+  l.keepalive = ms("keepalive_ms");
+  l.ack = ms("ack_ms");
+  const std::int64_t replay = *options.get_integer("replay");
+  if (replay < 1024)
+    loc.fail_at(options.where("replay"), owner + ": link: replay must be at least 1KiB");
+  l.replay = static_cast<std::uint64_t>(replay);
+  return l;
+}
 
 // Keys larger than this are refused: a key is a secret of some bytes, and a
 // path to something huge is a mistake.
@@ -180,7 +224,19 @@ endpoint_config read_endpoint(const locator& loc, const YAML::Node& node,
   e.transport_name = *common->get_string("transport");
   e.plugin = find_plugin(loc, node["transport"], plugins, plugin_kind::transport, e.transport_name);
 
-  if (*common->get_string("framing") == "length") e.framing.kind = framing_kind::length;
+  const std::string framing = *common->get_string("framing");
+  if (framing == "length") e.framing.kind = framing_kind::length;
+  if (framing == "link") {
+    e.framing.kind = framing_kind::link;
+    // The other end must be a pickleway: a socket between two gateways.
+    if (e.transport_name != "tcp" && e.transport_name != "unix")
+      loc.fail_at(common->where("framing"),
+                  owner + ": framing: link joins two pickleways over tcp or unix, not " +
+                      e.transport_name);
+  }
+  if (common->has("link") && e.framing.kind != framing_kind::link)
+    loc.fail(node["link"], owner + ": link applies only to framing: link");
+  if (const option_values* l = common->get_section("link")) e.framing.link = read_link(loc, *l, owner);
   const std::int64_t size = *common->get_integer("max_message");
   if (size < 2 || static_cast<std::uint64_t>(size) > largest_max_message)
     loc.fail_at(common->where("max_message"), owner + ": max_message must be from 2 bytes to 4GiB - 1");
@@ -191,8 +247,8 @@ endpoint_config read_endpoint(const locator& loc, const YAML::Node& node,
   if (*common->get_string("on_stray") == "divert") e.framing.pickle.on_stray = stray_policy::divert;
   if (*common->get_string("memo") == "allow") e.framing.pickle.memo = memo_policy::allow;
   if (common->has("auth")) {
-    if (e.framing.kind != framing_kind::length)
-      loc.fail(node["auth"], owner + ": auth is valid only with framing: length");
+    if (e.framing.kind == framing_kind::pickle)
+      loc.fail(node["auth"], owner + ": auth is valid only with framing: length or link");
     e.auth = read_auth(loc, node["auth"], *common->get_section("auth"), owner);
   }
 

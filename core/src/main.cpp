@@ -157,12 +157,17 @@ int run_help(const command_line& c) {
 }
 
 std::string framing_text(const framing_config& f) {
-  std::string s = f.kind == framing_kind::pickle ? "framing=pickle" : "framing=length";
+  constexpr const char* names[] = {"framing=pickle", "framing=length", "framing=link"};
+  std::string s = names[static_cast<int>(f.kind)];
   s += " max_message=" + std::to_string(f.pickle.max_message);
   if (f.kind == framing_kind::pickle) {
     s += f.pickle.on_stray == stray_policy::divert ? " on_stray=divert" : " on_stray=error";
     s += f.pickle.memo == memo_policy::allow ? " memo=allow" : " memo=error";
   }
+  if (f.kind == framing_kind::link)
+    s += " replay=" + std::to_string(f.link.replay) + " resume_ms=" +
+         std::to_string(f.link.resume.count()) + " keepalive_ms=" +
+         std::to_string(f.link.keepalive.count()) + " ack_ms=" + std::to_string(f.link.ack.count());
   return s;
 }
 

@@ -3,7 +3,7 @@
 
     peer.py echo      [--via V]          answer every object with itself, until EOF
     peer.py produce   [--via V] options  send messages, check the echoes, report
-    peer.py flood     [--via V] options  send messages as fast as it can, read nothing
+    peer.py flood     [--via V] options  send messages as fast as it can (--every-ms), read nothing
     peer.py sink      [--via V] options  read until EOF, check, report
     peer.py raw FILE  [--via V]          write FILE's bytes as they are, then read to EOF
     peer.py clients   --via V --count N  N connections at once, each echoed and checked
@@ -144,10 +144,14 @@ def produce(args):
 
 
 def flood(args):
-    """Sends the planned messages as fast as it can, reading nothing back."""
+    """Sends the planned messages as fast as it can (or one each --every-ms),
+    reading nothing back."""
     channel = open_channel(args.via)
+    pause = threading.Event()
     for seq, size in enumerate(plan(args)):
         channel.send(message(seq, size))
+        if args.every_ms:
+            pause.wait(args.every_ms / 1000.0)
     channel.close()
     return 0
 
@@ -233,6 +237,7 @@ def main():
     parser.add_argument("--expect", type=int)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--slow-ms", type=float, default=0)
+    parser.add_argument("--every-ms", type=float, default=0, help="flood: a message this often")
     parser.add_argument("--report")
     parser.add_argument("--stray", help="echo: write this line to fd 1 first")
     args = parser.parse_args()

@@ -161,6 +161,12 @@ struct engine::impl {
                 " stray bytes diverted";
       if (t.a_to_b.dropped + t.b_to_a.dropped)
         line += ", " + std::to_string(t.a_to_b.dropped + t.b_to_a.dropped) + " messages dropped";
+      const bool linked = s->config().a.framing.kind == framing_kind::link ||
+                          s->config().b.framing.kind == framing_kind::link;
+      if (linked)
+        line += ", link: " + std::to_string(t.links.reconnects) +
+                (t.links.reconnects == 1 ? " reconnect, " : " reconnects, ") +
+                std::to_string(t.links.resent) + " messages resent";
       log_line(line);
     }
     return failed ? 1 : 0;

@@ -130,6 +130,7 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
   if (listening && listening->config->framing.kind == framing_kind::link &&
       !co_await open_link(*listening, true))
     co_return finish();
+  open_waiter_.forget_all();
   for (endpoint_runtime* e : {&a_, &b_}) {
     if (e == listening) continue;
     if (shutting_down_) co_return finish();
@@ -144,6 +145,7 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
     if (!co_await open(*e, std::move(o), false)) co_return finish();
     if (e->config->framing.kind == framing_kind::link && !co_await open_link(*e, false))
       co_return finish();
+    open_waiter_.forget_all();  // the handshakes' waits: the stream is the pumps' (or the link's) now
   }
   if (shutting_down_ || !make_filters()) co_return finish();
 
@@ -232,7 +234,7 @@ asio::awaitable<bool> instance::authenticate(endpoint_runtime& e, bool accepted)
       case auth_driver::progress::waiting:
         break;
     }
-    const auto which = co_await (waiter_.wait(driver->wait_handle(), driver->wait_writable()) ||
+    const auto which = co_await (open_waiter_.wait(driver->wait_handle(), driver->wait_writable()) ||
                                  timeout_.async_wait(tuple_awaitable));
     if (done_ || co_await cancelled()) co_return false;
     if (which.index() == 1) {
@@ -278,7 +280,13 @@ asio::awaitable<void> instance::watch_child(endpoint_runtime& e) {
 std::shared_ptr<link> instance::make_link(endpoint_runtime& e, const link_wire::link_id& id,
                                           bool connector) {
   link::hooks h;
-  h.reconnect = [this, &e]() { return reconnect(e); };
+  // A reconnect holds the instance alive while it runs; the other hooks
+  // are called only until finish() stops the link.
+  h.reconnect = [self = weak_from_this(), &e]() -> asio::awaitable<link::reconnection> {
+    const auto alive = self.lock();
+    if (!alive) co_return link::reconnection{};
+    co_return co_await alive->reconnect(e);
+  };
   h.fail = [this](const std::string& error) { fail(error); };
   h.log = [this](const std::string& line) { log_->line(line); };
   h.changed = [this] { check_done(); };
@@ -293,7 +301,7 @@ asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std:
     if (r.status == io_status::done) {
       done += r.bytes;
     } else if (r.status == io_status::would_block) {
-      if (co_await waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
+      if (co_await open_waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
     } else {
       fail(e.label + ": link hello: write failed: " +
            (threw.empty() ? (r.error ? r.error.message() : "the peer closed the stream") : threw));
@@ -328,7 +336,7 @@ asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
     if (r.status == io_status::done) {
       in.insert(in.end(), chunk, chunk + r.bytes);
     } else if (r.status == io_status::would_block) {
-      if (co_await waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
+      if (co_await open_waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
     } else {
       fail(e.label + ": link hello: " +
            (r.status == io_status::eof ? std::string("the peer closed the connection")
@@ -364,6 +372,7 @@ asio::awaitable<bool> instance::open_link(endpoint_runtime& e, bool accepted) {
       co_return false;
     }
     e.link = make_link(e, h.id, true);
+    open_waiter_.forget_all();  // the connection's waits are the link's now
     e.link->attach(std::move(e.stream), w.next_expected, std::move(early));
     co_return true;
   }
@@ -378,6 +387,7 @@ asio::awaitable<bool> instance::open_link(endpoint_runtime& e, bool accepted) {
     if (!co_await within(send_bytes(e, std::move(out)))) co_return false;
     e.link = make_link(e, h.id, false);
     if (links_) links_->add(h.id, e.link);
+    open_waiter_.forget_all();
     e.link->attach(std::move(e.stream), h.next_expected, std::move(early));
     co_return true;
   }
@@ -390,6 +400,7 @@ asio::awaitable<bool> instance::open_link(endpoint_runtime& e, bool accepted) {
          out);
   if (!co_await within(send_bytes(e, std::move(out)))) co_return false;
   if (target) {
+    open_waiter_.forget_all();
     target->attach(std::move(e.stream), h.next_expected, std::move(early));
   } else {
     log_line("session " + session_.name + ": refused a connection that resumes a link this "
@@ -430,6 +441,7 @@ asio::awaitable<link::reconnection> instance::reconnect(endpoint_runtime& e) {
     r.unknown = true;
     co_return r;
   }
+  open_waiter_.forget_all();  // the connection's waits are the link's now
   r.stream = std::move(e.stream);
   r.peer_next = w.next_expected;
   co_return r;

@@ -79,17 +79,28 @@ link::link(asio::io_context& io, link_wire::link_id id, bool connector, link_opt
 link::~link() = default;
 
 template <typename Body>
-static void spawn_on(asio::io_context& io, std::shared_ptr<link> self, Body body,
-                     std::function<void(const std::string&)> fail) {
-  asio::co_spawn(io, [self, body]() { return body(*self); },
-                 [fail = std::move(fail)](std::exception_ptr e) {
+void link::spawn(Body body) {
+  asio::co_spawn(io_, [self = shared_from_this(), body]() { return body(*self); },
+                 [self = shared_from_this()](std::exception_ptr e) {
                    if (!e) return;
                    try {
                      std::rethrow_exception(e);
                    } catch (const std::exception& ex) {
-                     fail(std::string("the link could not go on: ") + ex.what());
+                     self->tell_fail(std::string("the link could not go on: ") + ex.what());
                    }
+                   self->stop();
                  });
+}
+
+// The instance hears of the link only until it stops the link (its end).
+void link::tell_fail(const std::string& error) {
+  if (!stopped_) hooks_.fail(error);
+}
+void link::tell_log(const std::string& line) {
+  if (!stopped_) hooks_.log(line);
+}
+void link::tell_changed() {
+  if (!stopped_) hooks_.changed();
 }
 
 void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
@@ -99,7 +110,7 @@ void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
   if (current_) broken(*current_, "a new connection replaced it");
   // The far side has every message before peer_next: they need no ack.
   if (peer_next - 1 < acked_ || peer_next - 1 > taken_) {
-    hooks_.fail(label_ + ": link broken: the far gateway expects message " +
+    tell_fail(label_ + ": link broken: the far gateway expects message " +
                 std::to_string(peer_next) + ", but " + std::to_string(acked_) +
                 " were acknowledged and " + std::to_string(taken_) + " sent");
     return stop();
@@ -112,7 +123,7 @@ void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
   }
   if (!first) {
     ++stats_.reconnects;
-    hooks_.log(label_ + ": link resumed: the far gateway expects message " +
+    tell_log(label_ + ": link resumed: the far gateway expects message " +
                std::to_string(peer_next) + " (" + std::to_string(taken_ - acked_) + " to send again)");
   }
   recovering_ = false;
@@ -124,11 +135,10 @@ void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
   link_wire::encode_ack(written_, c->control);
   ack_sent_ = written_;
   current_ = c;
-  const auto fail = hooks_.fail;
-  spawn_on(io_, shared_from_this(), [c](link& l) { return l.receive(c); }, fail);
-  spawn_on(io_, shared_from_this(), [c](link& l) { return l.send(c); }, fail);
-  spawn_on(io_, shared_from_this(), [c](link& l) { return l.watch(c); }, fail);
-  if (first) spawn_on(io_, shared_from_this(), [](link& l) { return l.acknowledge(); }, fail);
+  spawn([c](link& l) { return l.receive(c); });
+  spawn([c](link& l) { return l.send(c); });
+  spawn([c](link& l) { return l.watch(c); });
+  if (first) spawn([](link& l) { return l.acknowledge(); });
 }
 
 // ---- The pumps' side
@@ -178,7 +188,7 @@ asio::awaitable<io_result> link::write(std::span<const std::uint8_t> from) {
 void link::close_write() {
   end_requested_ = true;
   send_changed_.notify();
-  hooks_.changed();
+  tell_changed();
 }
 
 void link::delivered(std::uint64_t messages) {
@@ -245,7 +255,7 @@ asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
         c->fin_seen = true;
         if (finished()) {
           broken(*c, {});
-          hooks_.changed();
+          tell_changed();
           co_return;
         }
         broken(*c, "the far gateway closed the connection");
@@ -290,7 +300,7 @@ bool link::parse(connection& c) {
         break;
       case link_wire::frame::kind::ack:
         if (f.number > taken_ || f.number < acked_) {
-          hooks_.fail(label_ + ": link broken: the far gateway acknowledges message " +
+          tell_fail(label_ + ": link broken: the far gateway acknowledges message " +
                       std::to_string(f.number) + " of " + std::to_string(taken_) + " sent");
           stop();
           return false;
@@ -301,7 +311,7 @@ bool link::parse(connection& c) {
         break;
       case link_wire::frame::kind::end:
         if (f.number < received_) {
-          hooks_.fail(label_ + ": link broken: the far gateway ends at message " +
+          tell_fail(label_ + ": link broken: the far gateway ends at message " +
                       std::to_string(f.number) + " after sending " + std::to_string(received_));
           stop();
           return false;
@@ -309,10 +319,10 @@ bool link::parse(connection& c) {
         peer_ended_ = true;
         peer_last_ = f.number;
         data_changed_.notify();
-        hooks_.changed();
+        tell_changed();
         break;
       case link_wire::frame::kind::bad:
-        hooks_.fail(label_ + ": link broken: " + f.error);
+        tell_fail(label_ + ": link broken: " + f.error);
         stop();
         return false;
     }
@@ -348,7 +358,7 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
       // close (EOF) ends the link.
       c->fin_sent = true;
       c->stream->close_write();
-      hooks_.changed();
+      tell_changed();
       continue;
     } else {
       co_await send_changed_.changed();
@@ -413,7 +423,7 @@ asio::awaitable<void> link::acknowledge() {
     link_wire::encode_ack(written_, current_->control);
     ack_sent_ = written_;
     send_changed_.notify();
-    hooks_.changed();
+    tell_changed();
   }
 }
 
@@ -433,7 +443,7 @@ void link::acked(std::uint64_t number) {
     if (replay_.capacity() > 4 * options_.replay && replay_.empty()) std::vector<std::uint8_t>().swap(replay_);
   }
   space_changed_.notify();
-  hooks_.changed();
+  tell_changed();
 }
 
 void link::trim_data() {
@@ -459,11 +469,11 @@ void link::broken(connection& c, const std::string& why) {
   payload_left_ = 0;
   for (event* e : {&send_changed_, &data_taken_}) e->notify();
   if (stopped_ || why.empty()) return;
-  hooks_.log(label_ + ": link broken: " + why + "; resuming within " +
+  tell_log(label_ + ": link broken: " + why + "; resuming within " +
              std::to_string(options_.resume.count()) + " ms");
   if (!recovering_) {
     recovering_ = true;
-    spawn_on(io_, shared_from_this(), [](link& l) { return l.recover(); }, hooks_.fail);
+    spawn([](link& l) { return l.recover(); });
   }
 }
 
@@ -488,13 +498,13 @@ asio::awaitable<void> link::recover() {
   }
   recovering_ = false;
   if (finished()) {  // the far side only missed our last word: nothing is lost
-    hooks_.changed();
+    tell_changed();
     co_return;
   }
   if (unknown) {
-    hooks_.fail(label_ + ": link lost: the far gateway does not know this link");
+    tell_fail(label_ + ": link lost: the far gateway does not know this link");
   } else {
-    hooks_.fail(label_ + ": link lost after resume_ms: " + std::to_string(taken_ - acked_) +
+    tell_fail(label_ + ": link lost after resume_ms: " + std::to_string(taken_ - acked_) +
                 " messages (" + std::to_string(replay_.size() - replay_begin_) +
                 " bytes) not acknowledged");
   }

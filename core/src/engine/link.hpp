@@ -100,6 +100,12 @@ class link : public std::enable_shared_from_this<link> {
  private:
   struct connection;
 
+  template <typename Body>
+  void spawn(Body body);
+  void tell_fail(const std::string& error);
+  void tell_log(const std::string& line);
+  void tell_changed();
+
   asio::awaitable<void> receive(std::shared_ptr<connection> c);
   asio::awaitable<void> send(std::shared_ptr<connection> c);
   asio::awaitable<void> watch(std::shared_ptr<connection> c);

@@ -10,6 +10,14 @@
 namespace pickleway {
 namespace {
 
+void add(link_stats& into, const link_stats& s, bool live) {
+  into.reconnects += s.reconnects;
+  into.resent += s.resent;
+  if (!live) return;
+  into.unacked += s.unacked;
+  into.unacked_bytes += s.unacked_bytes;
+}
+
 void add(direction_stats& into, const direction_stats& s) {
   into.messages += s.messages;
   into.bytes += s.bytes;
@@ -117,6 +125,7 @@ void session_runner::ended(instance& i) {
   if (i.failed()) ++ended_totals_.failed;
   add(ended_totals_.a_to_b, i.stats(direction::a_to_b));
   add(ended_totals_.b_to_a, i.stats(direction::b_to_a));
+  add(ended_totals_.links, i.links(), false);
   for (auto it = live_.begin(); it != live_.end(); ++it)
     if (it->get() == &i) {
       live_.erase(it);
@@ -151,6 +160,7 @@ session_totals session_runner::totals() const {
   for (const auto& i : live_) {
     add(t.a_to_b, i->stats(direction::a_to_b));
     add(t.b_to_a, i->stats(direction::b_to_a));
+    add(t.links, i->links(), true);
   }
   return t;
 }

@@ -23,6 +23,7 @@ struct session_totals {
   std::uint64_t instances = 0;
   std::uint64_t failed = 0;
   direction_stats a_to_b, b_to_a;
+  link_stats links;  // reconnects and resent: of every instance; unacked: the live ones'
 };
 
 class session_runner {
