@@ -19,9 +19,12 @@ namespace pickleway::test {
 
 using clock = std::chrono::steady_clock;
 
-gateway::gateway(const std::filesystem::path& config, std::vector<std::string> extra) {
-  std::vector<std::string> args{PICKLEWAY_BINARY, "run", config.string(), "--plugin-path",
-                                PICKLEWAY_PLUGIN_DIR};
+gateway::gateway(const std::filesystem::path& config, std::vector<std::string> extra,
+                 std::vector<std::string> prefix) {
+  std::vector<std::string> args = std::move(prefix);
+  for (const char* word : {PICKLEWAY_BINARY, "run"}) args.emplace_back(word);
+  for (std::string word : {config.string(), std::string("--plugin-path"), std::string(PICKLEWAY_PLUGIN_DIR)})
+    args.push_back(std::move(word));
   args.insert(args.end(), extra.begin(), extra.end());
   start(std::move(args));
 }
@@ -42,7 +45,7 @@ void gateway::start(std::vector<std::string> args) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDERR_FILENO);
-  const int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  const int rc = ::posix_spawnp(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_fds[1]);
   log_fd_ = pipe_fds[0];

@@ -16,8 +16,10 @@ using namespace std::chrono_literals;
 
 class gateway {
  public:
-  // Runs `pickleway run CONFIG` with the built plugins; `extra` goes after.
-  explicit gateway(const std::filesystem::path& config, std::vector<std::string> extra = {});
+  // Runs `pickleway run CONFIG` with the built plugins; `extra` goes after,
+  // `prefix` before (a command that execs the rest: prlimit, ip netns exec).
+  explicit gateway(const std::filesystem::path& config, std::vector<std::string> extra = {},
+                   std::vector<std::string> prefix = {});
   // The same under GNU time, for peak_rss_kib(); signal() then reaches
   // time, not pickleway.
   struct measured {};
