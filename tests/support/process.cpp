@@ -2,12 +2,17 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <cstdio>
 #include <stdexcept>
@@ -34,6 +39,160 @@ run_result run(const std::vector<std::string>& argv) {
   const int status = ::pclose(pipe);
   if (status != -1 && WIFEXITED(status)) result.exit_status = WEXITSTATUS(status);
   return result;
+}
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// argv as a reader would type it, for messages.
+std::string command_line(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& word : argv) {
+    if (!out.empty()) out += ' ';
+    out += word.find_first_of(" '\"\\;{}$") == std::string::npos && !word.empty() ? word : quote(word);
+  }
+  return out;
+}
+
+// Starts argv[0] from PATH with `fd` as the standard streams in `streams`
+// (STDIN_FILENO and/or STDOUT_FILENO, STDERR_FILENO); the pid, or -1 with errno set.
+pid_t spawn(const std::vector<std::string>& argv, int fd, std::initializer_list<int> streams) {
+  std::vector<std::string> args = argv;
+  std::vector<char*> words;
+  for (auto& a : args) words.push_back(a.data());
+  words.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  for (const int stream : streams) posix_spawn_file_actions_adddup2(&actions, fd, stream);
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, words[0], &actions, nullptr, words.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    errno = rc;
+    return -1;
+  }
+  return pid;
+}
+
+}  // namespace
+
+run_result run_captured(const std::vector<std::string>& argv) {
+  if (argv.empty()) throw std::logic_error("run_captured of no command");
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  const pid_t pid = spawn(argv, fds[1], {STDOUT_FILENO, STDERR_FILENO});
+  const int spawn_error = errno;
+  ::close(fds[1]);
+  run_result result;
+  if (pid < 0) {
+    ::close(fds[0]);
+    result.out = "cannot start " + argv[0] + ": " + std::strerror(spawn_error);
+    return result;
+  }
+  std::array<char, 65536> chunk;
+  for (;;) {
+    const ssize_t n = ::read(fds[0], chunk.data(), chunk.size());
+    if (n > 0) {
+      result.out.append(chunk.data(), static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) result.exit_status = WEXITSTATUS(status);
+  return result;
+}
+
+std::string run_checked(const std::vector<std::string>& argv) {
+  const run_result r = run_captured(argv);
+  if (r.exit_status != 0) {
+    throw std::runtime_error(command_line(argv) + " failed (" +
+                             (r.exit_status < 0 ? std::string("did not exit normally")
+                                                : "exit status " + std::to_string(r.exit_status)) +
+                             "):\n" + r.out);
+  }
+  return r.out;
+}
+
+line_process::line_process(const std::vector<std::string>& argv) {
+  if (argv.empty()) throw std::logic_error("line_process of no command");
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    throw std::runtime_error("socketpair failed");
+  pid_ = spawn(argv, fds[1], {STDIN_FILENO, STDOUT_FILENO});
+  const int spawn_error = errno;
+  ::close(fds[1]);
+  fd_ = fds[0];
+  if (pid_ < 0) {
+    ::close(fd_);
+    throw std::runtime_error("cannot start " + command_line(argv) + ": " + std::strerror(spawn_error));
+  }
+}
+
+line_process::~line_process() {
+  if (!status_) {
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  ::close(fd_);
+}
+
+std::optional<int> line_process::wait(std::chrono::milliseconds deadline) {
+  if (status_) return status_;
+  // A pidfd turns the exit into something poll() can wait for.
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  if (pidfd < 0) throw std::runtime_error("pidfd_open failed");
+  pollfd p{pidfd, POLLIN, 0};
+  const bool exited = ::poll(&p, 1, static_cast<int>(deadline.count())) > 0;
+  ::close(pidfd);
+  int status = 0;
+  if (!exited || ::waitpid(pid_, &status, 0) != pid_) return std::nullopt;
+  status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return status_;
+}
+
+std::optional<std::string> line_process::read_line(std::chrono::milliseconds deadline) {
+  const auto end = clock::now() + deadline;
+  for (;;) {
+    const auto newline = buffer_.find('\n');
+    if (newline != std::string::npos) {
+      std::string line = buffer_.substr(0, newline);
+      buffer_.erase(0, newline + 1);
+      return line;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    pollfd p{fd_, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return std::nullopt;
+    std::array<char, 4096> chunk;
+    const ssize_t n = ::recv(fd_, chunk.data(), chunk.size(), 0);
+    if (n <= 0) return std::nullopt;
+    buffer_.append(chunk.data(), static_cast<std::size_t>(n));
+  }
+}
+
+bool line_process::write_line(const std::string& line) {
+  const std::string bytes = line + '\n';
+  for (std::size_t sent = 0; sent < bytes.size();) {
+    const ssize_t n = ::send(fd_, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+std::optional<std::string> line_process::ask(const std::string& line,
+                                             std::chrono::milliseconds deadline) {
+  if (!write_line(line)) return std::nullopt;
+  return read_line(deadline);
 }
 
 std::vector<std::string> measured_command(const std::vector<std::string>& argv,
