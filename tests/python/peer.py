@@ -165,6 +165,9 @@ def sink(args):
             if isinstance(obj, dict) and obj.get("seq") != received:
                 errors.append("message %d has seq %r" % (received, obj.get("seq")))
             received += 1
+            if args.progress_every and received % args.progress_every == 0:
+                sys.stderr.write("sink: received %d\n" % received)
+                sys.stderr.flush()
             if args.slow_ms:
                 threading.Event().wait(args.slow_ms / 1000.0)
     except Exception as e:
@@ -238,6 +241,8 @@ def main():
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--slow-ms", type=float, default=0)
     parser.add_argument("--every-ms", type=float, default=0, help="flood: a message this often")
+    parser.add_argument("--progress-every", type=int, default=0,
+                        help="sink: say 'sink: received N' on stderr every N messages")
     parser.add_argument("--report")
     parser.add_argument("--stray", help="echo: write this line to fd 1 first")
     args = parser.parse_args()

@@ -88,14 +88,24 @@ bool gateway::read_some(std::chrono::milliseconds timeout) {
 
 std::optional<std::string> gateway::wait_for_line(const std::string& needle,
                                                   std::chrono::milliseconds deadline) {
+  const std::size_t from = scanned_;
+  scanned_ = 0;
+  auto line = next_line(needle, deadline);
+  if (!line) scanned_ = from;
+  return line;
+}
+
+std::optional<std::string> gateway::next_line(const std::string& needle,
+                                              std::chrono::milliseconds deadline) {
   const auto end = clock::now() + deadline;
   for (;;) {
-    const auto at = log_.find(needle);
+    const auto at = log_.find(needle, scanned_);
     if (at != std::string::npos) {
       const auto begin = log_.rfind('\n', at);
+      const std::size_t start = begin == std::string::npos ? 0 : begin + 1;
       const auto stop = log_.find('\n', at);
-      return log_.substr(begin == std::string::npos ? 0 : begin + 1,
-                         stop == std::string::npos ? std::string::npos : stop - (begin == std::string::npos ? 0 : begin + 1));
+      scanned_ = stop == std::string::npos ? log_.size() : stop + 1;
+      return log_.substr(start, stop == std::string::npos ? std::string::npos : stop - start);
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now());
     if (left.count() <= 0 || (!read_some(left) && log_fd_ < 0)) return std::nullopt;

@@ -38,6 +38,10 @@ class gateway {
   // Waits for a log line containing `needle`; the line, or nullopt at the deadline.
   std::optional<std::string> wait_for_line(const std::string& needle,
                                            std::chrono::milliseconds deadline = 20s);
+  // The same, for the first such line after the one the last call returned
+  // (lines that recur: --stats).
+  std::optional<std::string> next_line(const std::string& needle,
+                                       std::chrono::milliseconds deadline = 20s);
   // The port of "listening on tcp HOST:PORT" for session `session`.
   int listening_port(const std::string& session);
   // Waits for the exit; the exit status, or nullopt at the deadline.

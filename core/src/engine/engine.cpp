@@ -133,12 +133,17 @@ struct engine::impl {
       for (std::size_t i = 0; i < sessions.size(); ++i) {
         const session_totals now = sessions[i]->totals();
         session_totals& before = last_stats.at(i);
-        log_line("session " + sessions[i]->config().name + ": a>b " +
-                 rate(now.a_to_b.messages - before.a_to_b.messages,
-                      now.a_to_b.bytes - before.a_to_b.bytes, *stats_seconds) +
-                 ", b>a " +
-                 rate(now.b_to_a.messages - before.b_to_a.messages,
-                      now.b_to_a.bytes - before.b_to_a.bytes, *stats_seconds));
+        std::string line = "session " + sessions[i]->config().name + ": a>b " +
+                           rate(now.a_to_b.messages - before.a_to_b.messages,
+                                now.a_to_b.bytes - before.a_to_b.bytes, *stats_seconds) +
+                           ", b>a " +
+                           rate(now.b_to_a.messages - before.b_to_a.messages,
+                                now.b_to_a.bytes - before.b_to_a.bytes, *stats_seconds);
+        if (sessions[i]->config().a.framing.kind == framing_kind::link ||
+            sessions[i]->config().b.framing.kind == framing_kind::link)
+          line += ", link: " + std::to_string(now.links.unacked) + " messages (" +
+                  std::to_string(now.links.unacked_bytes) + " bytes) unacknowledged";
+        log_line(line);
         before = now;
       }
     }

@@ -56,7 +56,6 @@ struct link::connection {
   bool paused = false;    // the receiver holds off until the pump takes more
   bool end_sent = false;  // END on this connection
   bool fin_sent = false;  // our side closed, the link being finished
-  bool fin_seen = false;  // the far side closed its side
 };
 
 link::link(asio::io_context& io, link_wire::link_id id, bool connector, link_options options,
@@ -252,16 +251,22 @@ asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
         if (co_await c->wait.wait(r.wait_handle, r.wait_writable)) co_return;
         break;
       case io_status::eof:
-        c->fin_seen = true;
+      case io_status::failed:
+        // Everything acknowledged both ways: however the far side closes
+        // (it may not wait for our close), the link is over. Ours goes
+        // out first, for a TLS peer's close_notify.
         if (finished()) {
+          if (!c->fin_sent) {
+            c->fin_sent = true;
+            c->stream->close_write();
+          }
           broken(*c, {});
           tell_changed();
           co_return;
         }
-        broken(*c, "the far gateway closed the connection");
-        co_return;
-      case io_status::failed:
-        broken(*c, threw.empty() ? r.error.message() : threw);
+        broken(*c, r.status == io_status::eof ? "the far gateway closed the connection"
+                   : threw.empty()            ? r.error.message()
+                                              : threw);
         co_return;
     }
   }
