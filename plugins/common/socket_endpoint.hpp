@@ -17,6 +17,7 @@
 #include <sys/un.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <cstddef>
 #include <cstring>
@@ -350,7 +351,39 @@ class connecting_opener final : public opener {
 
 // ---- Listening
 
-inline constexpr int listen_backlog = 128;
+// A listener's backlog: `backlog` as written, else the system's largest
+// (net.core.somaxconn), so that a burst of clients waits in the kernel
+// rather than being refused while the core accepts them all.
+inline int system_backlog() {
+  int value = 4096;  // the kernel's default since Linux 5.4
+  if (std::FILE* f = std::fopen("/proc/sys/net/core/somaxconn", "r")) {
+    if (std::fscanf(f, "%d", &value) != 1 || value < 1) value = 4096;
+    std::fclose(f);
+  }
+  return value;
+}
+
+inline constexpr option_spec backlog_option = {
+    .name = "backlog",
+    .type = option_type::integer,
+    .help = "listen: connections the kernel holds until they are accepted (default: the "
+            "system's largest, net.core.somaxconn)"};
+
+// `backlog`: from 1, or the system's when not written.
+inline std::optional<int> read_backlog(const option_values& options, bool listens,
+                                       option_error& error) {
+  const auto backlog = options.get_integer("backlog");
+  if (!backlog) return system_backlog();
+  if (!listens) {
+    error = {"backlog", "backlog applies to 'listen' only"};
+    return std::nullopt;
+  }
+  if (*backlog < 1 || *backlog > 1'000'000) {
+    error = {"backlog", "backlog must be from 1 to 1000000"};
+    return std::nullopt;
+  }
+  return static_cast<int>(*backlog);
+}
 
 // A listening socket whose accepted connections go through `upgrade`
 // (plain: ready at once). Named by the address it is bound to:

@@ -27,6 +27,7 @@ constexpr option_spec tcp_options[] = {
      .type = option_type::section,
      .help = "TLS: {cert, key, ca, verify_peer, server_name, timeout_ms}",
      .section = tls::options},
+    sockets::backlog_option,
 };
 
 // "HOST:PORT" or "[V6]:PORT", as the core has checked it.
@@ -85,14 +86,14 @@ std::vector<address> resolve(const host_port& to, std::string& error) {
 }
 
 // Binds and listens on `at`; "" on success, else why not.
-std::string listen_on(const address& at, unique_fd& fd) {
+std::string listen_on(const address& at, int backlog, unique_fd& fd) {
   fd = sockets::new_socket(at.family());
   if (!fd) return sockets::error_text(errno);
   // A restarted pickleway rebinds at once, despite connections of the
   // previous one in TIME_WAIT.
   const int on = 1;
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
-      ::bind(fd.get(), at.get(), at.length) < 0 || ::listen(fd.get(), sockets::listen_backlog) < 0)
+      ::bind(fd.get(), at.get(), at.length) < 0 || ::listen(fd.get(), backlog) < 0)
     return sockets::error_text(errno);
   return {};
 }
@@ -100,8 +101,12 @@ std::string listen_on(const address& at, unique_fd& fd) {
 class tcp_transport final : public transport {
  public:
   tcp_transport(sockets::endpoint_role role, host_port target, sockets::retry_policy retry,
-                std::shared_ptr<const tls::context> tls)
-      : role_(std::move(role)), target_(std::move(target)), retry_(retry), tls_(std::move(tls)) {}
+                std::shared_ptr<const tls::context> tls, int backlog)
+      : role_(std::move(role)),
+        target_(std::move(target)),
+        retry_(retry),
+        tls_(std::move(tls)),
+        backlog_(backlog) {}
 
   bool listens() const override { return role_.listens; }
 
@@ -119,7 +124,7 @@ class tcp_transport final : public transport {
     std::string why;
     for (const auto& at : addresses) {
       unique_fd fd;
-      const std::string failure = listen_on(at, fd);
+      const std::string failure = listen_on(at, backlog_, fd);
       if (failure.empty())
         return std::make_unique<sockets::socket_listener>(std::move(fd), "tcp", upgrade());
       why += (why.empty() ? "" : "; ") + (at.text == role_.target ? "" : at.text + ": ") + failure;
@@ -158,6 +163,7 @@ class tcp_transport final : public transport {
   host_port target_;
   sockets::retry_policy retry_;
   std::shared_ptr<const tls::context> tls_;  // null without `tls`
+  int backlog_;
 };
 
 std::unique_ptr<transport> make(const option_values& options, option_error& error) {
@@ -184,7 +190,9 @@ std::unique_ptr<transport> make(const option_values& options, option_error& erro
     tls = tls::context::make(*options.get_section("tls"), role->listens, target->host, error);
     if (!tls) return nullptr;
   }
-  return std::make_unique<tcp_transport>(std::move(*role), *target, *retry, std::move(tls));
+  const auto backlog = sockets::read_backlog(options, role->listens, error);
+  if (!backlog) return nullptr;
+  return std::make_unique<tcp_transport>(std::move(*role), *target, *retry, std::move(tls), *backlog);
 }
 
 }  // namespace

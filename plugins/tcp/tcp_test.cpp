@@ -346,6 +346,14 @@ TEST_CASE("tcp takes exactly one of listen and connect, and checks the rest") {
     CHECK(make_transport("tcp", options({{"connect", text("127.0.0.1:0")}}), &error) == nullptr);
     CHECK(error.option == "connect");
   }
+  SUBCASE("backlog on a connector, or out of range") {
+    CHECK(make_transport("tcp", options({{"connect", text("127.0.0.1:7000")}, {"backlog", number(10)}}),
+                         &error) == nullptr);
+    CHECK(error.message == "backlog applies to 'listen' only");
+    CHECK(make_transport("tcp", options({{"listen", text("127.0.0.1:0")}, {"backlog", number(0)}}),
+                         &error) == nullptr);
+    CHECK(error.message == "backlog must be from 1 to 1000000");
+  }
   SUBCASE("an IPv6 address without brackets") {
     CHECK(make_transport("tcp", options({{"connect", text("::1:7000")}}), &error) == nullptr);
     CHECK(error.option == "connect");

@@ -26,6 +26,7 @@ constexpr option_spec unix_options[] = {
      .type = option_type::section,
      .help = "connect: {initial_ms, max_ms, attempts}",
      .section = sockets::retry_options},
+    sockets::backlog_option,
 };
 
 bool is_abstract(const std::string& path) { return !path.empty() && path.front() == '@'; }
@@ -105,8 +106,9 @@ class unix_listener final : public sockets::socket_listener {
 
 class unix_transport final : public transport {
  public:
-  unix_transport(bool listens, address at, std::optional<mode_t> mode, sockets::retry_policy retry)
-      : listens_(listens), at_(std::move(at)), mode_(mode), retry_(retry) {}
+  unix_transport(bool listens, address at, std::optional<mode_t> mode, sockets::retry_policy retry,
+                 int backlog)
+      : listens_(listens), at_(std::move(at)), mode_(mode), retry_(retry), backlog_(backlog) {}
 
   bool listens() const override { return listens_; }
 
@@ -128,7 +130,7 @@ class unix_transport final : public transport {
     // mode is never open to anyone.
     if (mode_ && ::chmod(at_.text.c_str(), *mode_) < 0)
       return refuse("cannot set its mode: " + error_text(errno));
-    if (::listen(l->handle(), sockets::listen_backlog) < 0) return refuse(error_text(errno));
+    if (::listen(l->handle(), backlog_) < 0) return refuse(error_text(errno));
     return l;
   }
 
@@ -148,6 +150,7 @@ class unix_transport final : public transport {
   address at_;
   std::optional<mode_t> mode_;
   sockets::retry_policy retry_;
+  int backlog_;
 };
 
 std::unique_ptr<transport> make(const option_values& options, option_error& error) {
@@ -181,7 +184,9 @@ std::unique_ptr<transport> make(const option_values& options, option_error& erro
   }
   const auto retry = sockets::read_retry(options, error);
   if (!retry) return nullptr;
-  return std::make_unique<unix_transport>(role->listens, std::move(*at), mode, *retry);
+  const auto backlog = sockets::read_backlog(options, role->listens, error);
+  if (!backlog) return nullptr;
+  return std::make_unique<unix_transport>(role->listens, std::move(*at), mode, *retry, *backlog);
 }
 
 }  // namespace

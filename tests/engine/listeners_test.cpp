@@ -4,9 +4,12 @@
 
 #include <csignal>
 #include <fstream>
+#include <sstream>
 
 #include "support/corpus.hpp"
 #include "support/gateway.hpp"
+#include "support/netns.hpp"
+#include "support/process.hpp"
 
 using namespace pickleway::test;
 
@@ -88,5 +91,51 @@ sessions:
     const bool warned = g.log().find("the open-file limit is 4096 (the hard limit), less than") != std::string::npos;
     CHECK(warned == (max_instances == 10000));
   }
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// The kernel's count of connections a full listen queue turned away, in
+// the namespace `net` made.
+long listen_overflows(const pickleway::test::two_hosts& net) {
+  std::istringstream netstat(run_checked(net.in(pickleway::test::side::b, {"cat", "/proc/net/netstat"})));
+  std::string names, values;
+  while (std::getline(netstat, names) && std::getline(netstat, values)) {
+    if (!names.starts_with("TcpExt:")) continue;
+    std::istringstream n(names), v(values);
+    for (std::string name, value; n >> name && v >> value;)
+      if (name == "ListenOverflows") return std::stol(value);
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("a burst of thousands of clients at once is served, none left to overflow the backlog") {
+  using namespace pickleway::test;
+  two_hosts net;  // a namespace of its own: its own loopback, its own kernel counters
+  const auto dir = make_temp_dir();
+  const std::string burst = std::string(PICKLEWAY_SOURCE_DIR) + "/tests/python/burst.py";
+  line_process echo(net.in(side::b, {PICKLEWAY_PYTHON, burst, "echo", "127.0.0.1:7100"}));
+  REQUIRE(echo.read_line() == "listening");
+  const auto config = write_text(dir, "burst.yaml", R"(
+sessions:
+  - name: burst
+    a: {transport: tcp, listen: "127.0.0.1:7200"}
+    b: {transport: tcp, connect: "127.0.0.1:7100"}
+    max_instances: 5000
+)");
+  gateway g(config, {}, net.in(side::b));
+  REQUIRE(g.wait_for_line("session burst: listening on "));
+  const long before = listen_overflows(net);
+  const auto clients = run_captured(net.in(side::b, {PICKLEWAY_PYTHON, burst, "clients",
+                                                     "127.0.0.1:7200", "--count", "4000",
+                                                     "--timeout", "60"}));
+  CHECK_MESSAGE(clients.exit_status == 0, clients.out);
+  CHECK(clients.out.find(R"({"served": 4000, "failed": 0)") != std::string::npos);
+  CHECK(listen_overflows(net) == before);
+  g.signal(SIGTERM);
+  CHECK(g.wait() == 0);
   std::filesystem::remove_all(dir);
 }
