@@ -25,7 +25,8 @@ std::string read_text(const fs::path& path) {
 }
 
 // The two ends of a link: the far gateway listens and feeds a sink, the
-// near one connects and is fed by a producer of `count` numbered messages.
+// near one connects and is fed by a producer of `count` numbered messages,
+// `big` of them `big_size` bytes long.
 struct link_pair {
   link_pair(int messages, std::string options) : count(messages), link_options(std::move(options)) {}
   ~link_pair() { fs::remove_all(dir); }
@@ -34,6 +35,8 @@ struct link_pair {
 
   fs::path dir = make_temp_dir();
   int count;
+  int big = 0;
+  int big_size = 1 << 20;
   std::string link_options;  // the `link: {...}` both ends take
   std::string extra_far, extra_near;  // more endpoint options (tls, auth)
 
@@ -46,7 +49,7 @@ sessions:
     a: {transport: tcp, listen: ")" + listen + R"(", framing: link, link: )" + link_options +
                                          extra_far + R"(}
     b: {transport: spawn, command: )" +
-                                         peer_command({"sink", "--expect", std::to_string(count),
+                                         peer_command({"sink", "--expect", std::to_string(count + big),
                                                        "--progress-every", "250", "--report",
                                                        report().string()}) +
                                          "}\n");
@@ -56,8 +59,9 @@ sessions:
     return write_text(dir, "near.yaml", R"(
 sessions:
   - name: near
-    a: {transport: spawn, command: )" + peer_command({"flood", "--small", std::to_string(count),
-                                                      "--every-ms", every_ms}) +
+    a: {transport: spawn, command: )" + peer_command({"flood", "--small", std::to_string(count), "--big",
+                                                      std::to_string(big), "--big-size",
+                                                      std::to_string(big_size), "--every-ms", every_ms}) +
                                            R"(}
     b: {transport: tcp, connect: ")" + connect + R"(", retry: {initial_ms: 50, max_ms: 200}, framing: link, link: )" +
                                            link_options + extra_near + "}\n");
@@ -66,7 +70,7 @@ sessions:
   // The sink's report: every message, once, in order.
   void check_delivered() const {
     const std::string r = read_text(report());
-    CHECK_MESSAGE(r.find(R"("received": )" + std::to_string(count) + R"(, "ok": true)") !=
+    CHECK_MESSAGE(r.find(R"("received": )" + std::to_string(count + big) + R"(, "ok": true)") !=
                       std::string::npos,
                   r);
   }
@@ -96,6 +100,20 @@ TEST_CASE("two gateways joined by a link carry every message once and in order, 
   p.check_delivered();
   CHECK(reconnects(near.log(), "near") == 0);
   CHECK(near.log().find("link: 0 reconnects, 0 messages resent") != std::string::npos);
+}
+
+TEST_CASE("a link carries messages larger than one write, among small ones") {
+  // 1 MiB messages are longer than the most the link sends at once.
+  link_pair p(2000, "{}");
+  p.big = 12;
+  gateway far(p.far_config("127.0.0.1:0"));
+  const int port = far.listening_port("far");
+  gateway near(p.near_config("127.0.0.1:" + std::to_string(port), "0"));
+  REQUIRE(near.wait() == 0);
+  REQUIRE(far.wait_for_line("session far#1: ended, a>b 2012 messages"));
+  far.signal(SIGTERM);
+  REQUIRE(far.wait() == 0);
+  p.check_delivered();
 }
 
 TEST_CASE("a link rides out its link set down and up mid-stream") {
@@ -140,6 +158,8 @@ TEST_CASE("a silent partition is noticed by the keepalive, and the link resumes 
 TEST_CASE("a link survives TCP resets, again and again") {
   two_hosts net;
   link_pair p(3000, "{keepalive_ms: 200}");
+  p.big = 30;  // 600 KB each, so that resets can cut one mid-frame
+  p.big_size = 600 * 1000;
   const std::string far_address = net.address(side::b) + ":7000";
   gateway far(p.far_config(far_address), {}, net.in(side::b));
   REQUIRE(far.wait_for_line("session far: listening on "));

@@ -352,10 +352,11 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
       chunk = c->control;
       control = true;
     } else if (sent_ < replay_end) {
-      // Up to a frame's end, at most send_chunk on, or the frame's end.
-      auto end = std::upper_bound(ends_.begin(), ends_.end(), sent_ + send_chunk);
-      const std::uint64_t until = end == ends_.begin() ? *std::upper_bound(ends_.begin(), ends_.end(), sent_)
-                                                      : *std::prev(end);
+      // Up to the last frame end at most send_chunk on, or, when the frame
+      // under way is longer than that, up to its own end.
+      const auto next_end = std::upper_bound(ends_.begin(), ends_.end(), sent_);
+      const auto beyond = std::upper_bound(next_end, ends_.end(), sent_ + send_chunk);
+      const std::uint64_t until = beyond == next_end ? *next_end : *std::prev(beyond);
       const std::size_t from = replay_begin_ + static_cast<std::size_t>(sent_ - replay_base_);
       chunk = {replay_.data() + from, static_cast<std::size_t>(until - sent_)};
     } else if (finished() && !c->fin_sent) {
