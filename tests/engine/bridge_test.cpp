@@ -281,7 +281,7 @@ TEST_CASE("the config reader's errors about a bridge point at the argument and t
       {{"tcp-listen:127.0.0.1:0", "unix-listen:/tmp/x.sock"},
        "argument 2, character 1: session bridge: only one endpoint of a session may listen"},
       {{"stdio", "stdio,framing=lenght"},
-       "argument 2, character 15: session bridge, endpoint b: option 'framing': 'lenght' is not one of pickle, length: did you mean 'length'?"},
+       "argument 2, character 15: session bridge, endpoint b: option 'framing': 'lenght' is not one of pickle, length, link: did you mean 'length'?"},
       {{"unxi:/tmp/x", "stdio"}, "argument 1, character 1: bridge knows the main option of "},
       {{"unxi,connect=/tmp/x", "stdio"},
        "argument 1, character 1: no transport plugin named 'unxi' (searched: "},

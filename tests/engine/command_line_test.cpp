@@ -33,7 +33,7 @@ TEST_CASE("pickleway help prints a plugin's options from its schema") {
     CHECK(session.out.find("  name: string, required\n") != std::string::npos);
     CHECK(session.out.find("  instances: integer, default 1\n") != std::string::npos);
     const auto endpoint = run_pickleway({"help", "endpoint"});
-    CHECK(endpoint.out.find("  framing: pickle|length, default pickle\n") != std::string::npos);
+    CHECK(endpoint.out.find("  framing: pickle|length|link, default pickle\n") != std::string::npos);
     CHECK(endpoint.out.find("  max_message: size, default 64MiB\n") != std::string::npos);
     const auto root = run_pickleway({"help", "config"});
     CHECK(root.out.find("  metrics: map\n") != std::string::npos);
