@@ -82,6 +82,15 @@ def message(seq, size):
     return {"seq": seq, "data": bytes((seq + i) % 256 for i in range(min(size, 256))) * (size // 256 + 1)}
 
 
+def intact(obj):
+    """Whether a message() has the data it was made with."""
+    data = obj.get("data")
+    if not isinstance(data, bytes):
+        return True
+    size = len(data) if len(data) < 256 else len(data) - 256  # one of the sizes that make it
+    return data == message(obj["seq"], size)["data"]
+
+
 def plan(args):
     """The sizes to send, big ones spread among the small ones."""
     sizes = [100] * args.small
@@ -164,6 +173,8 @@ def sink(args):
         for obj in channel:
             if isinstance(obj, dict) and obj.get("seq") != received:
                 errors.append("message %d has seq %r" % (received, obj.get("seq")))
+            elif isinstance(obj, dict) and not intact(obj):
+                errors.append("message %d has other data than was sent" % received)
             received += 1
             if args.progress_every and received % args.progress_every == 0:
                 sys.stderr.write("sink: received %d\n" % received)

@@ -14,9 +14,10 @@ namespace pickleway {
 namespace {
 
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
-constexpr std::size_t read_chunk = 64 * 1024;
-// Whole messages waiting for the pump past which the receiver pauses.
-constexpr std::size_t high_water = 256 * 1024;
+// The least room a read from the connection gets.
+constexpr std::size_t read_chunk = 256 * 1024;
+// Bytes waiting for the pump past which the receiver pauses.
+constexpr std::size_t high_water = 1024 * 1024;
 // The most a single write sends before control frames get their turn.
 constexpr std::uint64_t send_chunk = 256 * 1024;
 
@@ -49,8 +50,6 @@ struct link::connection {
   std::unique_ptr<byte_stream> stream;
   waiter wait;
   bool alive = true;
-  std::vector<std::uint8_t> raw = std::vector<std::uint8_t>(read_chunk);
-  std::size_t raw_begin = 0, raw_end = 0;  // received, not yet parsed
   std::vector<std::uint8_t> control;       // frames to send at the next frame boundary
   clock::time_point last_received, last_sent;
   bool paused = false;    // the receiver holds off until the pump takes more
@@ -122,14 +121,22 @@ void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
   }
   if (!first) {
     ++stats_.reconnects;
-    tell_log(label_ + ": link resumed: the far gateway expects message " +
-               std::to_string(peer_next) + " (" + std::to_string(taken_ - acked_) + " to send again)");
+    std::string cut;
+    if (resent_seen_ > 0)
+      cut = "; message " + std::to_string(received_ + 1) + " goes on after the " +
+            std::to_string(resent_seen_) + " bytes of it that came before";
+    tell_log(label_ + ": link resumed: the far gateway expects message " + std::to_string(peer_next) +
+             " (" + std::to_string(taken_ - acked_) + " to send again)" + cut);
   }
   recovering_ = false;
   resume_timer_.cancel();
   auto c = std::make_shared<connection>(io_, std::move(stream));
-  std::copy(early.begin(), early.end(), c->raw.begin());
-  c->raw_end = early.size();
+  if (!early.empty()) {
+    make_room(early.size());
+    std::memcpy(in_.data() + in_end_, early.data(), early.size());
+    in_end_ += early.size();
+    if (!parse()) return;
+  }
   // Where this side stands goes first: what it has written of the far side's.
   link_wire::encode_ack(written_, c->control);
   ack_sent_ = written_;
@@ -144,11 +151,11 @@ void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
 
 asio::awaitable<io_result> link::read(std::span<std::uint8_t> into) {
   for (;;) {
-    if (data_begin_ < committed_) {
-      const std::size_t n = std::min(into.size(), committed_ - data_begin_);
-      std::memcpy(into.data(), data_.data() + data_begin_, n);
-      data_begin_ += n;
-      trim_data();
+    if (in_begin_ < in_scanned_) {
+      const std::size_t n = std::min(into.size(), in_scanned_ - in_begin_);
+      std::memcpy(into.data(), in_.data() + in_begin_, n);
+      in_begin_ += n;
+      if (in_begin_ == in_end_) in_begin_ = in_scanned_ = in_end_ = 0;
       data_taken_.notify();
       co_return io_result::moved(n);
     }
@@ -222,30 +229,22 @@ void link::stop() {
 
 asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
   while (c->alive) {
-    // The pump has enough to take: hold off (TCP slows the far side), but
-    // never inside a frame, which must come whole.
-    if (!in_frame_ && committed_ - data_begin_ >= high_water) {
+    // The pump has enough to take: hold off (TCP slows the far side).
+    if (in_end_ - in_begin_ >= high_water) {
       c->paused = true;
       co_await data_taken_.changed();
       c->paused = false;
       c->last_received = clock::now();
       continue;
     }
-    if (c->raw_begin < c->raw_end && !parse(*c)) co_return;
-    if (!c->alive) co_return;
-    if (c->raw_begin > 0) {
-      std::memmove(c->raw.data(), c->raw.data() + c->raw_begin, c->raw_end - c->raw_begin);
-      c->raw_end -= c->raw_begin;
-      c->raw_begin = 0;
-    }
-    if (c->raw.size() - c->raw_end < read_chunk / 2) c->raw.resize(c->raw_end + read_chunk);
+    make_room(read_chunk);
     std::string threw;
-    const io_result r =
-        read_from(*c->stream, {c->raw.data() + c->raw_end, c->raw.size() - c->raw_end}, threw);
+    const io_result r = read_from(*c->stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
     switch (r.status) {
       case io_status::done:
-        c->raw_end += r.bytes;
+        in_end_ += r.bytes;
         c->last_received = clock::now();
+        if (!parse()) co_return;
         break;
       case io_status::would_block:
         if (co_await c->wait.wait(r.wait_handle, r.wait_writable)) co_return;
@@ -272,48 +271,72 @@ asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
   }
 }
 
-bool link::parse(connection& c) {
-  while (c.raw_begin < c.raw_end) {
-    const bytes_view rest(c.raw.data() + c.raw_begin, c.raw_end - c.raw_begin);
-    if (in_frame_) {
-      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(rest.size(), payload_left_));
-      data_.insert(data_.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(n));
-      c.raw_begin += n;
-      payload_left_ -= n;
-      if (payload_left_ == 0) {
-        in_frame_ = false;
-        committed_ = data_.size();
-        ++received_;
-        data_changed_.notify();
+// At least `room` bytes free past in_end_: what the pump took goes first.
+void link::make_room(std::size_t room) {
+  if (in_.size() - in_end_ >= room) return;
+  if (in_begin_ > 0) {
+    std::memmove(in_.data(), in_.data() + in_begin_, in_end_ - in_begin_);
+    in_scanned_ -= in_begin_;
+    in_end_ -= in_begin_;
+    in_begin_ = 0;
+  }
+  if (in_.size() - in_end_ < room) in_.resize(in_end_ + room);
+}
+
+// Scans what came: a DATA frame's bytes stay where they are, for the pump;
+// a control frame is taken out.
+bool link::parse() {
+  const std::size_t scanned_before = in_scanned_;
+  while (in_scanned_ < in_end_) {
+    const std::size_t avail = in_end_ - in_scanned_;
+    if (frame_left_ > 0) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(avail, frame_left_));
+      if (resent_drop_ > 0) {
+        const auto drop = static_cast<std::size_t>(std::min<std::uint64_t>(n, resent_drop_));
+        take_out(drop);
+        resent_drop_ -= drop;
+        frame_left_ -= drop;
+      } else {
+        in_scanned_ += n;
+        frame_left_ -= n;
       }
+      if (frame_left_ == 0) ++received_;
       continue;
     }
-    const link_wire::frame f = link_wire::next_frame(rest, max_message_);
+    const link_wire::frame f = link_wire::next_frame({in_.data() + in_scanned_, avail}, max_message_);
     switch (f.what) {
       case link_wire::frame::kind::need_more:
-        return true;
-      case link_wire::frame::kind::data:
-        data_.insert(data_.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(f.consumed));
-        payload_left_ = f.number;
-        in_frame_ = true;
-        if (payload_left_ == 0) {
-          in_frame_ = false;
-          committed_ = data_.size();
-          ++received_;
-          data_changed_.notify();
-        }
         break;
+      case link_wire::frame::kind::data:
+        frame_size_ = f.consumed + f.number;
+        frame_left_ = frame_size_;
+        if (resent_seen_ > 0) {  // the frame a break cut, from its start
+          if (frame_size_ != resent_size_) {
+            tell_fail(label_ + ": link broken: the far gateway sent message " +
+                        std::to_string(received_ + 1) + " again with " + std::to_string(frame_size_) +
+                        " bytes, first with " + std::to_string(resent_size_));
+            stop();
+            return false;
+          }
+          resent_drop_ = resent_seen_;
+          resent_seen_ = 0;
+        }
+        continue;
       case link_wire::frame::kind::ack:
-        if (f.number > taken_ || f.number < acked_) {
+        // An ACK may be below what a resume hello already granted: the
+        // hello counts what the far side received, an ACK what it wrote.
+        if (f.number > taken_) {
           tell_fail(label_ + ": link broken: the far gateway acknowledges message " +
                       std::to_string(f.number) + " of " + std::to_string(taken_) + " sent");
           stop();
           return false;
         }
         acked(f.number);
-        break;
+        take_out(f.consumed);
+        continue;
       case link_wire::frame::kind::keepalive:
-        break;
+        take_out(f.consumed);
+        continue;
       case link_wire::frame::kind::end:
         if (f.number < received_) {
           tell_fail(label_ + ": link broken: the far gateway ends at message " +
@@ -323,17 +346,26 @@ bool link::parse(connection& c) {
         }
         peer_ended_ = true;
         peer_last_ = f.number;
+        take_out(f.consumed);
         data_changed_.notify();
         tell_changed();
-        break;
+        continue;
       case link_wire::frame::kind::bad:
         tell_fail(label_ + ": link broken: " + f.error);
         stop();
         return false;
     }
-    c.raw_begin += f.consumed;
+    break;  // need_more
   }
+  if (in_scanned_ != scanned_before) data_changed_.notify();
   return true;
+}
+
+// Removes `n` bytes at in_scanned_ (a control frame, or a resent frame's
+// part the pump has), moving what follows them in this read.
+void link::take_out(std::size_t n) {
+  std::memmove(in_.data() + in_scanned_, in_.data() + in_scanned_ + n, in_end_ - in_scanned_ - n);
+  in_end_ -= n;
 }
 
 asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
@@ -452,27 +484,21 @@ void link::acked(std::uint64_t number) {
   tell_changed();
 }
 
-void link::trim_data() {
-  if (data_begin_ == committed_ && committed_ == data_.size()) {
-    data_.clear();
-    data_begin_ = committed_ = 0;
-  } else if (data_begin_ > high_water && data_begin_ > data_.size() / 2) {
-    data_.erase(data_.begin(), data_.begin() + static_cast<std::ptrdiff_t>(data_begin_));
-    committed_ -= data_begin_;
-    data_begin_ = 0;
-  }
-}
-
 void link::broken(connection& c, const std::string& why) {
   if (!c.alive) return;
   c.alive = false;
   c.wait.forget_all();  // its coroutines' waits end
   c.stream.reset();
   if (current_.get() == &c) current_.reset();
-  // A message half received comes again, whole.
-  data_.resize(committed_);
-  in_frame_ = false;
-  payload_left_ = 0;
+  // What was not scanned comes again. So does a DATA frame cut short,
+  // whole: the part scanned (which the pump may have) is dropped then.
+  in_end_ = in_scanned_;
+  if (frame_left_ > 0) {
+    resent_size_ = frame_size_;
+    resent_seen_ = frame_size_ - frame_left_ + resent_drop_;
+    frame_left_ = 0;
+    resent_drop_ = 0;
+  }
   for (event* e : {&send_changed_, &data_taken_}) e->notify();
   if (stopped_ || why.empty()) return;
   tell_log(label_ + ": link broken: " + why + "; resuming within " +

@@ -111,10 +111,11 @@ class link : public std::enable_shared_from_this<link> {
   asio::awaitable<void> watch(std::shared_ptr<connection> c);
   asio::awaitable<void> acknowledge();
   asio::awaitable<void> recover();  // after a break: a new connection within resume_ms
-  bool parse(connection& c);        // false: a protocol error (the instance failed)
+  bool parse();  // false: a protocol error (the instance failed)
+  void make_room(std::size_t room);
+  void take_out(std::size_t n);
   void acked(std::uint64_t number);
   void broken(connection& c, const std::string& why);
-  void trim_data();
 
   asio::io_context& io_;
   const link_wire::link_id id_;
@@ -144,13 +145,20 @@ class link : public std::enable_shared_from_this<link> {
   event space_changed_;  // acks freed room in the replay buffer
   event send_changed_;   // something to send
 
-  // Incoming: length-framed messages for the pump, data_[data_begin_,
-  // committed_) whole; the frame being received follows, until complete.
-  std::vector<std::uint8_t> data_;
-  std::size_t data_begin_ = 0;
-  std::size_t committed_ = 0;
-  std::uint64_t payload_left_ = 0;  // of the DATA frame being received
-  bool in_frame_ = false;
+  // Incoming, in one buffer: in_[in_begin_, in_scanned_) are DATA frames
+  // for the pump, which takes them as they come, a frame in parts if need
+  // be; in_[in_scanned_, in_end_) came from the connection, not yet scanned.
+  std::vector<std::uint8_t> in_;
+  std::size_t in_begin_ = 0;
+  std::size_t in_scanned_ = 0;
+  std::size_t in_end_ = 0;
+  std::uint64_t frame_size_ = 0;  // the DATA frame under way, header included
+  std::uint64_t frame_left_ = 0;  // of it, not yet scanned; 0 between frames
+  // A break inside a DATA frame: the far side sends that frame again, and
+  // the part of it already scanned is dropped (the bytes are the same).
+  std::uint64_t resent_size_ = 0;
+  std::uint64_t resent_seen_ = 0;
+  std::uint64_t resent_drop_ = 0;  // of the resent frame, still to drop
   std::uint64_t received_ = 0;   // whole messages received
   std::uint64_t written_ = 0;    // of those, delivered()
   std::uint64_t ack_sent_ = 0;   // the last ACK queued
