@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include <pickleway/disassembler.hpp>
+#include <pickleway/json_text.hpp>
 
 namespace pickleway::log {
 
@@ -16,78 +17,6 @@ constexpr char hex_digits[] = "0123456789abcdef";
 void append_hex_byte(std::string& out, std::uint8_t b) {
   out += hex_digits[b >> 4];
   out += hex_digits[b & 0xF];
-}
-
-// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong
-// forms, no surrogates, nothing past U+10FFFF), or 0.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned c = at(i);
-  if (c < 0x80) return 1;
-  std::size_t n = 0;
-  unsigned low = 0x80, high = 0xBF;  // bounds of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 3;
-    if (c == 0xE0) low = 0xA0;
-    if (c == 0xED) high = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 4;
-    if (c == 0xF0) low = 0x90;
-    if (c == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (s.size() - i < n || at(i + 1) < low || at(i + 1) > high) return 0;
-  for (std::size_t k = 2; k < n; ++k)
-    if ((at(i + k) & 0xC0) != 0x80) return 0;
-  return n;
-}
-
-// A JSON string: control characters escaped, bytes that are not UTF-8 (a
-// global's name is whatever the pickle says) replaced by U+FFFD. Past
-// `limit` bytes of escaped text, the string ends in truncated_marker;
-// whether it did.
-bool append_json(std::string& out, std::string_view s, std::size_t limit = SIZE_MAX) {
-  out += '"';
-  const std::size_t end = limit > SIZE_MAX - out.size() ? SIZE_MAX : out.size() + limit;
-  for (std::size_t i = 0; i < s.size();) {
-    if (out.size() + 6 > end) {  // room for the longest escape, \u00XX
-      out += truncated_marker;
-      out += '"';
-      return true;
-    }
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const std::size_t n = utf8_sequence(s, i);
-      if (n == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(s.substr(i, n));
-        i += n;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          out += "\\u00";
-          append_hex_byte(out, c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
-  out += '"';
-  return false;
 }
 
 // Text for a one-line record: control characters and bytes that are not
@@ -203,7 +132,7 @@ void record_formatter::append_jsonl(std::string& out, const record& r, bytes_vie
   out += "{\"ts\":\"";
   append_time(out, r.time);
   out += "\",\"session\":";
-  append_json(out, r.from->session, room(out, start, 2 * reserve));  // however long a name the config gave
+  append_json_string(out, r.from->session, room(out, start, 2 * reserve), truncated_marker);  // however long a name the config gave
   out += ",\"instance\":";
   append_number(out, r.from->instance);
   if (r.what == record::kind::dropped) {
@@ -228,15 +157,15 @@ void record_formatter::append_jsonl(std::string& out, const record& r, bytes_vie
   if (facts.type.empty()) {
     out += "null";
   } else {
-    append_json(out, facts.type, room(out, start, reserve));
+    append_json_string(out, facts.type, room(out, start, reserve), truncated_marker);
   }
   out += ",\"globals\":[";
   for (std::size_t i = 0; i < facts.globals.size(); ++i) {
     if (i) out += ',';
     // A name cut short ends the list; so does one with no room at all.
     const std::size_t left = room(out, start, reserve);
-    if (left < 2 || append_json(out, facts.globals[i], left - 2)) {
-      if (left < 2) append_json(out, truncated_marker);
+    if (left < 2 || append_json_string(out, facts.globals[i], left - 2, truncated_marker)) {
+      if (left < 2) append_json_string(out, truncated_marker);
       break;
     }
   }
@@ -244,14 +173,14 @@ void record_formatter::append_jsonl(std::string& out, const record& r, bytes_vie
   if (facts.error.empty()) {
     out += "null";
   } else {
-    append_json(out, facts.error, room(out, start, reserve));
+    append_json_string(out, facts.error, room(out, start, reserve), truncated_marker);
   }
   if (options_.dis) {
     out += ",\"dis\":";
     // JSON escapes each line's '\n' as two bytes: an eighth to spare keeps
     // the cut where the disassembly made it.
     const std::size_t limit = room(out, start, reserve);
-    append_json(out, disassembly(kept, limit - limit / 8), limit);
+    append_json_string(out, disassembly(kept, limit - limit / 8), limit, truncated_marker);
   }
   if (options_.hex) {
     out += ",\"hex\":\"";
