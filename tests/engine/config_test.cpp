@@ -354,8 +354,6 @@ TEST_CASE("pickleway run refuses, at the key, what check accepts but this versio
     std::string message;
   };
   const refused cases[] = {
-      {"metrics", "metrics: {listen: \"127.0.0.1:0\"}\n" + session,
-       "run.yaml:1:10: metrics: not supported by this version yet\n"},
       {"two threads", "threads: 2\n" + session, "run.yaml:1:10: threads above 1: not supported by this version yet\n"},
       {"two instances", session + "    instances: 2\n",
        "run.yaml:5:16: instances above 1: not supported by this version yet\n"},

@@ -61,11 +61,13 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -235,7 +237,9 @@ SESSION_FILTERS = {
     'log': '[{log: {path: FILE, format: jsonl}}]',
     'log-all': '[{log: {path: FILE, format: jsonl, queue: COUNT}}]',
     'firewall': '[firewall]',
+    'metrics': None,  # no filter: `metrics` served, and scraped every SCRAPE_S
 }
+SCRAPE_S = 0.1
 LINK_FILTERS = {
     'none': None,
     'zstd-1': '[{compress: {codec: zstd, level: 1}}]',
@@ -244,6 +248,37 @@ LINK_FILTERS = {
     'zlib': '[{compress: {codec: zlib}}]',
     'firewall': '[firewall]',
 }
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Scraper:
+    """GETs /metrics every SCRAPE_S, as a Prometheus set far too eagerly would."""
+
+    def __init__(self, port):
+        self.url = f'http://127.0.0.1:{port}/metrics'
+        self.done = threading.Event()
+        self.count = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.wait(SCRAPE_S):
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    if b'pickleway_messages_total' in r.read():
+                        self.count += 1
+            except OSError:
+                pass  # not listening yet, or gone
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return self.count
 
 
 class Bench:
@@ -272,16 +307,23 @@ class Bench:
             filters = filters.replace('FILE', json.dumps(str(logfile)))
             filters = filters.replace('COUNT', str(count))
         config = stem.with_suffix('.yaml')
+        port = free_port() if filt == 'metrics' else None
         config.write_text(
+            (f'metrics: {{listen: "127.0.0.1:{port}"}}\n' if port else '') +
             'sessions:\n  - name: relay\n'
             f'    a: {{transport: spawn, command: {yaml_list(self.gen(corpus, count))}}}\n'
             f'    b: {{transport: spawn, command: {yaml_list(self.sink(corpus, count, out))}}}\n' +
             (f'    filters: {filters}\n' if filters else ''))
         p = Pickleway(binary or self.pickleway, config)
+        scraper = Scraper(port) if port else None
         wait_all([p], time.monotonic() + TIMEOUT)
         check_ok(p)
         r = read_result(out)
         r['cpu'] = {'send_main': p.main_cpu(), 'send_other': p.other_cpu()}
+        if scraper:
+            r['scrapes'] = scraper.stop()
+            if r['scrapes'] == 0:
+                raise Failed('the metrics were never scraped; log:\n' + p.log.text())
         if filt.startswith('log'):
             r['records'] = count_lines(logfile)
             m = p.log.find(r'log: (\d+) records? dropped')
@@ -409,6 +451,7 @@ PATHS = [
     ('session', 'log', 'the same + `log` (jsonl file, default queue 1024)'),
     ('session', 'log-all', 'the same + `log` (jsonl file, queue = the run: drops none)'),
     ('session', 'firewall', 'the same + `firewall` (defaults: safe)'),
+    ('session', 'metrics', 'no filter, `metrics` served and scraped every 100 ms'),
     ('link', 'none', 'two pickleways, TCP, framing: length: no filter'),
     ('link', 'zstd-1', 'the same + `compress` zstd level 1'),
     ('link', 'zstd-3', 'the same + `compress` zstd level 3'),

@@ -23,6 +23,8 @@ reads (see the comment at the top of tools/fuzz/<target>.cpp):
                   huge declared lengths), under varied options
   bridge_address_fuzz  the `pickleway bridge` examples of docs/operations.md, their
                   arguments (A, B, then each --filter's) joined by NUL bytes
+  http_request_fuzz  requests as curl, Prometheus and browsers send them, and
+                  malformed ones
 
 Deterministic: the same machine makes the same seeds.
 """
@@ -255,6 +257,24 @@ def bridge_seeds(out):
         raise SystemExit("make_seeds.py: no `pickleway bridge` examples in docs/operations.md")
 
 
+def http_seeds(out):
+    """Request heads a metrics port meets: curl's, Prometheus', a browser's, bad ones."""
+    heads = {
+        "curl": b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9464\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+        "prometheus": b"GET /metrics HTTP/1.1\r\nHost: gw:9464\r\nAccept: application/openmetrics-text;version=1.0.0,"
+                      b"text/plain;version=0.0.4;q=0.5\r\nAccept-Encoding: gzip\r\nX-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n",
+        "browser": b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\nAccept: text/html\r\n\r\n",
+        "status-query": b"GET /status?pretty=1 HTTP/1.0\n\n",
+        "head": b"HEAD / HTTP/1.1\r\n\r\n",
+        "post": b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+        "no-version": b"GET /metrics\r\n\r\n",
+        "partial": b"GET /metrics HTTP/1.1\r\nHost: x",
+        "bad-header": b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+    }
+    for name, head in heads.items():
+        write(out, name, head)
+
+
 def main(argv):
     if len(argv) != 3:
         sys.stderr.write(__doc__)
@@ -270,6 +290,7 @@ def main(argv):
         inspection_seeds(out, streams)
         link_seeds(os.path.join(out, "link_fuzz"))
         bridge_seeds(os.path.join(out, "bridge_address_fuzz"))
+        http_seeds(os.path.join(out, "http_request_fuzz"))
     return 0
 
 

@@ -19,7 +19,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = ["framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz", "length_auth_fuzz",
-           "dis_fuzz", "inspect_fuzz", "judge_fuzz", "link_fuzz", "bridge_address_fuzz"]
+           "dis_fuzz", "inspect_fuzz", "judge_fuzz", "link_fuzz", "bridge_address_fuzz",
+           "http_request_fuzz"]
 # Memory is a finding too: a process past RSS_LIMIT_MB, or one allocation
 # past the target's malloc limit (its inputs are at most a few KiB, so more
 # than that is a blow-up, not a need).

@@ -1,6 +1,7 @@
 // pickleway's error conditions: one list makes the enum, the names and the
 // messages, so the data path can return std::error_code and every layer
-// prints the same words.
+// prints the same words. An instance's failure has one of them as its
+// cause: what /metrics counts it under.
 #pragma once
 
 #include <string_view>
@@ -22,7 +23,16 @@ namespace pickleway {
   X(stray_bytes, "stray bytes where a message should start")                  \
   X(stack_underflow, "stack underflow")                                       \
   X(missing_mark, "no MARK on the stack")                                     \
-  X(out_of_memory, "not enough memory to inspect the message")
+  X(out_of_memory, "not enough memory to inspect the message")               \
+  /* Why an instance failed, beyond its messages (the metrics' causes). */     \
+  X(open_failed, "an endpoint could not be opened")                           \
+  X(auth_failed, "authentication failed")                                     \
+  X(read_failed, "a read failed")                                             \
+  X(write_failed, "a write failed")                                           \
+  X(filter_failed, "a filter failed the instance")                            \
+  X(child_failed, "a child exited with an error")                             \
+  X(link_failed, "a link broke or was lost")                                  \
+  X(engine_failed, "the engine could not go on")
 
 enum class errc {
   ok = 0,

@@ -14,6 +14,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "engine/metrics_server.hpp"
 #include "engine/session_runner.hpp"
 #include "log.hpp"
 
@@ -74,7 +75,6 @@ std::string refusal(const std::string& where, const std::string& what) {
 }  // namespace
 
 std::optional<std::string> not_yet_supported(const config& c) {
-  if (c.metrics_listen.written()) return refusal(c.metrics_listen.where, "metrics");
   // Without `threads`, one event loop runs everything, as it always has.
   if (c.threads.written() && c.threads.value > 1)
     return refusal(c.threads.where, "threads above 1");
@@ -88,14 +88,34 @@ struct engine::impl {
       : cfg(std::move(c)), stats_seconds(stats), signals(io, SIGINT, SIGTERM), stats_timer(io),
         deadline(io) {}
 
-  void start() {
+  // False when the metrics cannot be served: nothing runs then.
+  bool start() {
     raise_open_file_limit(cfg);
+    if (cfg.metrics_listen.written()) {
+      std::string error;
+      metrics = metrics_server::listen(io, cfg.metrics_listen.value, [this] { return status(); }, error);
+      if (!metrics) {
+        log_line(cfg.metrics_listen.where + ": metrics: " + error);
+        return false;
+      }
+      log_line("metrics: serving http://" + metrics->describe() + "/ (and /metrics, /status)");
+      metrics->start();
+    }
     // None of these coroutines throws; each ends when its wait is cancelled.
     asio::co_spawn(io, on_signal(), asio::detached);
     for (const auto& s : cfg.sessions)
       sessions.push_back(std::make_unique<session_runner>(io, s, cfg.grace, [this] { session_ended(); }));
     for (auto& s : sessions) s->start();
     if (stats_seconds) asio::co_spawn(io, report_stats(), asio::detached);
+    return true;
+  }
+
+  gateway_status status() const {
+    gateway_status g;
+    g.version = PICKLEWAY_VERSION;
+    g.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    for (const auto& s : sessions) g.sessions.push_back(status_of(*s));
+    return g;
   }
 
   asio::awaitable<void> on_signal() {
@@ -120,6 +140,7 @@ struct engine::impl {
     signals.cancel();
     stats_timer.cancel();
     deadline.cancel();
+    if (metrics) metrics->stop();
   }
 
   asio::awaitable<void> report_stats() {
@@ -187,6 +208,8 @@ struct engine::impl {
   asio::steady_timer deadline;
   std::vector<std::unique_ptr<session_runner>> sessions;
   std::vector<session_totals> last_stats;
+  std::unique_ptr<metrics_server> metrics;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
 engine::engine(config cfg, std::optional<double> stats_seconds)
@@ -195,7 +218,7 @@ engine::engine(config cfg, std::optional<double> stats_seconds)
 engine::~engine() = default;
 
 int engine::run() {
-  impl_->start();
+  if (!impl_->start()) return 1;
   impl_->io.run();
   const int status = impl_->finish();
   // The sessions and the config's filters go first: a log's writer thread

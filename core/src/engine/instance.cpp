@@ -85,6 +85,16 @@ direction_stats instance::stats(direction d) const {
   return p ? p->stats() : direction_stats{};
 }
 
+std::vector<std::uint64_t> instance::refused() const {
+  std::vector<std::uint64_t> counts(session_.filters.size());
+  // a->b runs the filters in list order, b->a in reverse.
+  if (ab_)
+    for (std::size_t i = 0; i < counts.size(); ++i) counts[i] += ab_->refused()[i];
+  if (ba_)
+    for (std::size_t i = 0; i < counts.size(); ++i) counts[counts.size() - 1 - i] += ba_->refused()[i];
+  return counts;
+}
+
 link_stats instance::links() const {
   link_stats total;
   for (const endpoint_runtime* e : {&a_, &b_}) {
@@ -108,7 +118,7 @@ void instance::spawn(Coroutine coroutine) {
                    try {
                      std::rethrow_exception(e);
                    } catch (const std::exception& ex) {
-                     self->fail(std::string("the engine could not go on: ") + ex.what());
+                     self->fail(errc::engine_failed, std::string("the engine could not go on: ") + ex.what());
                    }
                    self->finish();
                  });
@@ -139,7 +149,7 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
       o = e->config->endpoint->open(open_context{session_.name, number_, log_.get()});
       if (!o) throw std::runtime_error("the transport gave no opener");
     } catch (const std::exception& ex) {
-      fail(e->label + ": cannot open: " + ex.what());
+      fail(errc::open_failed, e->label + ": cannot open: " + ex.what());
       co_return finish();
     }
     if (!co_await open(*e, std::move(o), false)) co_return finish();
@@ -154,7 +164,7 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
   for (auto& f : filters_) forward.push_back(f.get());
   backward.assign(forward.rbegin(), forward.rend());
   const auto hooks = [this] {
-    return pump::hooks{[this](const std::string& error) { fail(error); },
+    return pump::hooks{[this](errc cause, const std::string& error) { fail(cause, error); },
                        [this](const std::string& line) { log_->line(line); },
                        [this] {
                          waiter_.forget_closed();
@@ -188,7 +198,7 @@ asio::awaitable<bool> instance::open(endpoint_runtime& e, std::unique_ptr<opener
         if (e.config->auth) co_return co_await authenticate(e, accepted);
         co_return true;
       case open_step::kind::failed:
-        fail(e.label + ": " + s.error);
+        fail(errc::open_failed, e.label + ": " + s.error);
         co_return false;
       case open_step::kind::wait:
         break;
@@ -219,7 +229,7 @@ asio::awaitable<bool> instance::authenticate(endpoint_runtime& e, bool accepted)
   try {
     driver = std::make_unique<auth_driver>(e, role);
   } catch (const std::exception& ex) {
-    fail(e.label + ": offset 0: authentication failed: " + ex.what());
+    fail(errc::auth_failed, e.label + ": offset 0: authentication failed: " + ex.what());
     co_return false;
   }
   const auto limit = e.config->auth->timeout;
@@ -229,7 +239,7 @@ asio::awaitable<bool> instance::authenticate(endpoint_runtime& e, bool accepted)
       case auth_driver::progress::done:
         co_return true;
       case auth_driver::progress::failed:
-        fail(e.label + ": " + driver->error());
+        fail(errc::auth_failed, e.label + ": " + driver->error());
         co_return false;
       case auth_driver::progress::waiting:
         break;
@@ -238,7 +248,7 @@ asio::awaitable<bool> instance::authenticate(endpoint_runtime& e, bool accepted)
                                  timeout_.async_wait(tuple_awaitable));
     if (done_ || co_await cancelled()) co_return false;
     if (which.index() == 1) {
-      fail(e.label + ": offset " + std::to_string(driver->read_offset()) +
+      fail(errc::auth_failed, e.label + ": offset " + std::to_string(driver->read_offset()) +
            ": authentication failed: no complete handshake within " +
            std::to_string(limit.count()) + " ms");
       co_return false;
@@ -255,7 +265,7 @@ bool instance::make_filters() {
       if (!made) throw std::runtime_error("it made no filter");
       filters_.push_back(std::move(made));
     } catch (const std::exception& e) {
-      fail("filter " + f.name + ": " + e.what());
+      fail(errc::filter_failed, "filter " + f.name + ": " + e.what());
       return false;
     }
   }
@@ -269,7 +279,7 @@ asio::awaitable<void> instance::watch_child(endpoint_runtime& e) {
     const auto outcome = child.reap();
     if (!outcome) continue;  // not yet: wait on
     --children_running_;
-    if (!outcome->empty()) fail(e.label + ": " + e.stream->peer() + " " + *outcome);
+    if (!outcome->empty()) fail(errc::child_failed, e.label + ": " + e.stream->peer() + " " + *outcome);
     check_done();
     co_return;
   }
@@ -287,7 +297,7 @@ std::shared_ptr<link> instance::make_link(endpoint_runtime& e, const link_wire::
     if (!alive) co_return link::reconnection{};
     co_return co_await alive->reconnect(e);
   };
-  h.fail = [this](const std::string& error) { fail(error); };
+  h.fail = [this](const std::string& error) { fail(errc::link_failed, error); };
   h.log = [this](const std::string& line) { log_->line(line); };
   h.changed = [this] { check_done(); };
   return std::make_shared<link>(io_, id, connector, e.config->framing.link,
@@ -303,7 +313,7 @@ asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std:
     } else if (r.status == io_status::would_block) {
       if (co_await open_waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
     } else {
-      fail(e.label + ": link hello: write failed: " +
+      fail(errc::link_failed, e.label + ": link hello: write failed: " +
            (threw.empty() ? (r.error ? r.error.message() : "the peer closed the stream") : threw));
       co_return false;
     }
@@ -325,7 +335,7 @@ asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
         early.assign(in.begin() + static_cast<std::ptrdiff_t>(size), in.end());
         co_return true;
       case link_wire::parse_status::bad:
-        fail(e.label + ": link hello: " + error);
+        fail(errc::link_failed, e.label + ": link hello: " + error);
         co_return false;
       case link_wire::parse_status::need_more:
         break;
@@ -338,7 +348,7 @@ asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
     } else if (r.status == io_status::would_block) {
       if (co_await open_waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
     } else {
-      fail(e.label + ": link hello: " +
+      fail(errc::link_failed, e.label + ": link hello: " +
            (r.status == io_status::eof ? std::string("the peer closed the connection")
                                        : "read failed: " + (threw.empty() ? r.error.message() : threw)));
       co_return false;
@@ -362,11 +372,11 @@ asio::awaitable<bool> instance::open_link(endpoint_runtime& e, bool accepted) {
     const bool said = co_await within(send_bytes(e, std::move(out))) &&
                       co_await within(receive_message(e, w, early));
     if (!said) {
-      if (!done_) fail(e.label + ": link hello: no welcome within " + std::to_string(hello_timeout.count()) + " s");
+      if (!done_) fail(errc::link_failed, e.label + ": link hello: no welcome within " + std::to_string(hello_timeout.count()) + " s");
       co_return false;
     }
     if (w.status != welcome_status::ok) {
-      fail(e.label + ": link refused: " +
+      fail(errc::link_failed, e.label + ": link refused: " +
            (w.status == welcome_status::bad_version ? "the far gateway speaks link version " + std::to_string(w.version)
                                                      : std::string("the far gateway does not know this link")));
       co_return false;
@@ -378,7 +388,7 @@ asio::awaitable<bool> instance::open_link(endpoint_runtime& e, bool accepted) {
   }
   hello h;
   if (!co_await within(receive_message(e, h, early))) {
-    if (!done_) fail(e.label + ": link hello: none within " + std::to_string(hello_timeout.count()) + " s");
+    if (!done_) fail(errc::link_failed, e.label + ": link hello: none within " + std::to_string(hello_timeout.count()) + " s");
     co_return false;
   }
   if (h.kind == hello_kind::open) {
@@ -424,7 +434,7 @@ asio::awaitable<link::reconnection> instance::reconnect(endpoint_runtime& e) {
     o = e.config->endpoint->open(open_context{session_.name, number_, log_.get()});
     if (!o) throw std::runtime_error("the transport gave no opener");
   } catch (const std::exception& ex) {
-    fail(e.label + ": cannot open: " + ex.what());
+    fail(errc::open_failed, e.label + ": cannot open: " + ex.what());
     co_return r;
   }
   // The transport, TLS and auth again, as the first time; then a resume.
@@ -447,8 +457,12 @@ asio::awaitable<link::reconnection> instance::reconnect(endpoint_runtime& e) {
   co_return r;
 }
 
-void instance::fail(const std::string& error) {
+void instance::fail(errc cause, const std::string& error) {
   if (shutting_down_ || done_) return;
+  if (!failed_) {
+    cause_ = cause;
+    error_ = error;
+  }
   failed_ = true;
   log_line("session " + name_ + ", " + error);
   // The other direction gets the grace period to end by itself.

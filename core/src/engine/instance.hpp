@@ -46,6 +46,13 @@ class instance : public std::enable_shared_from_this<instance> {
   void shutdown();
 
   bool failed() const { return failed_; }
+  // Of a failed instance: why (its first failure), in the error table's
+  // terms and as logged.
+  errc cause() const { return cause_; }
+  const std::string& error() const { return error_; }
+  // For each filter of the session, in list order: the messages it
+  // dropped or failed on, both ways.
+  std::vector<std::uint64_t> refused() const;
   // It only carried a connection to the instance whose link it resumes (or
   // refused one): not an instance of its own, nor counted as one.
   bool absorbed() const { return absorbed_; }
@@ -78,7 +85,7 @@ class instance : public std::enable_shared_from_this<instance> {
   asio::awaitable<bool> receive_message(endpoint_runtime& e, Message& m, std::vector<std::uint8_t>& early);
   bool make_filters();
   asio::awaitable<void> watch_child(endpoint_runtime& e);
-  void fail(const std::string& error);
+  void fail(errc cause, const std::string& error);
   void check_done();  // finishes once the pumps and children are done
   void finish();
 
@@ -103,6 +110,8 @@ class instance : public std::enable_shared_from_this<instance> {
 
   int children_running_ = 0;
   bool failed_ = false;
+  errc cause_ = errc::ok;
+  std::string error_;
   bool absorbed_ = false;
   bool shutting_down_ = false;
   bool grace_started_ = false;

@@ -24,6 +24,7 @@ class pickle_reader final : public message_reader {
       r.message = data.first(r.consumed);
     } else if (status == frame_status::error) {
       r.error = framer_.error().describe();
+      r.code = framer_.error().code;
     }
     return r;
   }
@@ -50,6 +51,7 @@ class length_reader final : public message_reader {
       if (wide > max_) return too_large(wide);
       length = static_cast<std::int64_t>(wide);
     } else if (length < 0) {
+      code_ = errc::bad_length;
       error_ = "offset " + std::to_string(offset_) + ": negative length " + std::to_string(length) +
                " in a length-framed stream";
       return failed();
@@ -64,6 +66,7 @@ class length_reader final : public message_reader {
   read_step finish(bytes_view data) override {
     if (!error_.empty()) return failed();
     if (data.empty()) return {frame_status::end, 0, {}, nullptr, {}};
+    code_ = errc::truncated_message;
     error_ = "offset " + std::to_string(offset_ + data.size()) + ": stream ended inside a message (" +
              std::to_string(data.size()) + " bytes lost of a message that began at offset " +
              std::to_string(offset_) + ")";
@@ -84,16 +87,18 @@ class length_reader final : public message_reader {
     return {frame_status::need_more, 0, {}, nullptr, {}};
   }
   read_step too_large(std::uint64_t length) {
+    code_ = errc::message_too_large;
     error_ = "offset " + std::to_string(offset_) + ": message larger than max_message (" +
              std::to_string(length) + " bytes, max_message is " + std::to_string(max_) + ")";
     return failed();
   }
-  read_step failed() const { return {frame_status::error, 0, {}, nullptr, error_}; }
+  read_step failed() const { return {frame_status::error, 0, {}, nullptr, error_, code_}; }
 
   std::uint64_t max_;
   std::uint64_t offset_ = 0;
   std::size_t wanted_ = 4;
   std::string error_;
+  errc code_ = errc::ok;
 };
 
 }  // namespace
@@ -105,15 +110,21 @@ std::unique_ptr<message_reader> make_reader(const framing_config& framing,
   return std::make_unique<pickle_reader>(framing.pickle);
 }
 
-std::string whole_pickle_problem(bytes_view message, const framer_options& options) {
+std::string whole_pickle_problem(bytes_view message, const framer_options& options, errc& cause) {
   framer check(options);
   frame_status status = check.next(message);
   if (status == frame_status::need_more) status = check.finish(message);
-  if (status == frame_status::error) return check.error().describe();
+  cause = errc::incomplete_pickle;
+  if (status == frame_status::error) {
+    cause = check.error().code;
+    return check.error().describe();
+  }
   if (status != frame_status::message) return "it holds no pickle";
+  cause = errc::stray_bytes;
   if (check.message().size != message.size())
     return std::to_string(message.size() - check.message().size) +
            " bytes follow the pickle's STOP opcode";
+  cause = errc::ok;
   return {};
 }
 

@@ -20,6 +20,7 @@ struct read_step {
   // What the framer found of it (pickle framing only); valid until the next call.
   const message_info* info = nullptr;
   std::string error;         // for frame_status::error: "offset N: cause"
+  errc code = errc::ok;      // for frame_status::error: the cause
 };
 
 class message_reader {
@@ -39,8 +40,9 @@ class message_reader {
 std::unique_ptr<message_reader> make_reader(const framing_config& framing,
                                            std::uint64_t first_offset = 0);
 
-// "" when `message` is exactly one whole pickle by `options`, else why not.
-std::string whole_pickle_problem(bytes_view message, const framer_options& options);
+// "" when `message` is exactly one whole pickle by `options`, else why not
+// (and `cause` says so in the error table's terms).
+std::string whole_pickle_problem(bytes_view message, const framer_options& options, errc& cause);
 
 // Appends `message` to `out` as the endpoint's framing writes it.
 void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out);

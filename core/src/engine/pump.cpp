@@ -25,6 +25,7 @@ pump::pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
       hooks_(std::move(h)),
       reader_(make_reader(from.config->framing, from.read_offset)),
       in_(std::max(read_chunk, from.early_input.size())),
+      refused_(chain_.size()),
       out_offset_(to.write_offset) {
   if (!from_.link && !from_.stream->can_read()) source_done_ = input_closed_ = true;  // one-way
   // Bytes read with the auth handshake, past its end: the first messages.
@@ -88,7 +89,7 @@ void pump::process() {
     read_step s = reader_->next(data);
     if (s.status == frame_status::need_more && source_done_) {
       if (!read_error_.empty()) {
-        stop_input(read_error_);
+        stop_input(errc::read_failed, read_error_);
         return;
       }
       s = reader_->finish(data);
@@ -112,7 +113,7 @@ void pump::process() {
         return;
       case frame_status::error:
         // A pickle-framed reader fails on the message that starts `data`.
-        stop_input(from_.label + ": " + s.error +
+        stop_input(s.code, from_.label + ": " + s.error +
                    (from_.config->framing.kind == framing_kind::pickle ? hints_.for_stream(data) : ""));
         return;
     }
@@ -122,12 +123,13 @@ void pump::process() {
 void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t offset,
                    std::size_t header) {
   if (!to_.link && !to_.stream->can_write()) {
-    stop_input(from_.label + ": offset " + std::to_string(offset) + ": a message arrived for " +
+    stop_input(errc::write_failed, from_.label + ": offset " + std::to_string(offset) + ": a message arrived for " +
                to_.label + ", which has no writing side");
     return;
   }
   message m(bytes, stats_.messages + stats_.dropped + 1, offset + header, info);
-  for (filter* f : chain_) {
+  for (std::size_t i = 0; i < chain_.size(); ++i) {
+    filter* f = chain_[i];
     std::string error;
     filter_result result;
     try {
@@ -136,13 +138,14 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
       result = filter_result::fail;
       error = std::string("a filter threw: ") + e.what();
     }
+    if (result != filter_result::pass) ++refused_[i];
     if (result == filter_result::drop) {
       ++stats_.dropped;
       ++handled_;
       return;
     }
     if (result == filter_result::fail) {
-      stop_input(from_.label + ": offset " + std::to_string(offset) + ": " + error +
+      stop_input(errc::filter_failed, from_.label + ": offset " + std::to_string(offset) + ": " + error +
                  hints_.for_message(m.bytes()));
       return;
     }
@@ -153,9 +156,10 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
   // endpoint gets them: Python is never handed garbage.
   const bool framed = from_.config->framing.kind == framing_kind::pickle && !m.replaced();
   if (to_.config->framing.kind == framing_kind::pickle && !framed) {
-    if (const std::string problem = whole_pickle_problem(out, to_.config->framing.pickle);
+    errc code = errc::ok;
+    if (const std::string problem = whole_pickle_problem(out, to_.config->framing.pickle, code);
         !problem.empty()) {
-      stop_input(from_.label + ": offset " + std::to_string(offset) + ": message " +
+      stop_input(code, from_.label + ": offset " + std::to_string(offset) + ": message " +
                  std::to_string(m.sequence()) + " is not one whole pickle for " + to_.label + ": " +
                  problem + hints_.for_message(out));
       return;
@@ -193,12 +197,12 @@ bool pump::wrote(const io_result& r, const std::string& threw, int& fd, bool& wr
   if (why.empty()) why = r.error ? r.error.message() : "the peer closed the stream";
   out_.clear();
   out_begin_ = 0;
-  stop_input(to_.label + ": offset " + std::to_string(out_offset_) + ": write failed: " + why);
+  stop_input(errc::write_failed, to_.label + ": offset " + std::to_string(out_offset_) + ": write failed: " + why);
   return true;
 }
 
-void pump::stop_input(const std::string& error) {
-  if (!failed_) hooks_.fail(error);
+void pump::stop_input(errc cause, const std::string& error) {
+  if (!failed_) hooks_.fail(cause, error);
   failed_ = true;
   input_closed_ = true;
 }
@@ -215,7 +219,7 @@ void pump::finish() {
         error = std::string("a filter threw: ") + e.what();
       }
       if (result == filter_result::fail) {
-        stop_input(from_.label + ": at the end of the stream: " + error);
+        stop_input(errc::filter_failed, from_.label + ": at the end of the stream: " + error);
         break;
       }
     }

@@ -52,7 +52,7 @@ class pump {
   // How the pump reaches the world: report an error, log a line, say it
   // has ended. The instance provides them, and the waiter it waits with.
   struct hooks {
-    std::function<void(const std::string& error)> fail;
+    std::function<void(errc cause, const std::string& error)> fail;
     std::function<void(const std::string& line)> log;
     std::function<void()> ended;
   };
@@ -67,6 +67,9 @@ class pump {
   asio::awaitable<void> run(waiter& w);
   bool ended() const { return ended_; }
   const direction_stats& stats() const { return stats_; }
+  // Per filter of the chain, in the pump's order: messages it dropped or
+  // failed on.
+  const std::vector<std::uint64_t>& refused() const { return refused_; }
   direction dir() const { return dir_; }
 
  private:
@@ -77,7 +80,7 @@ class pump {
   // many bytes of framing come before its bytes there.
   void deliver(bytes_view message, const message_info* info, std::uint64_t offset,
                std::size_t header);
-  void stop_input(const std::string& error);
+  void stop_input(errc cause, const std::string& error);
   void finish();
   void make_room();
 
@@ -97,6 +100,7 @@ class pump {
   bool source_done_ = false;  // EOF or a read error: no more input
   bool input_closed_ = false; // nothing more will be decoded
   bool failed_ = false;
+  std::vector<std::uint64_t> refused_;
   std::string read_error_;  // reported once the complete messages before it are out
   bool ended_ = false;
   std::uint64_t out_offset_ = 0;  // bytes written to `to_`

@@ -1,5 +1,7 @@
 #include "engine/session_runner.hpp"
 
+#include <algorithm>
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -35,7 +37,9 @@ session_runner::session_runner(asio::io_context& io, const session_config& sessi
       on_end_(std::move(on_end)),
       waiter_(io),
       retry_timer_(io),
-      changed_(io) {}
+      changed_(io) {
+  ended_totals_.refused.resize(session_.filters.size());
+}
 
 session_runner::~session_runner() { waiter_.forget_all(); }
 
@@ -50,9 +54,11 @@ void session_runner::start() {
     error = std::string("the transport threw: ") + ex.what();
   }
   if (!listener_) {
-    log_line("session " + session_.name + ", endpoint " + listening_side_ + " (" + e.transport_name +
-             "): cannot listen: " + error);
+    const std::string why = std::string("endpoint ") + listening_side_ + " (" + e.transport_name +
+                            "): cannot listen: " + error;
+    log_line("session " + session_.name + ", " + why);
     ++ended_totals_.failed;
+    remember(errc::open_failed, why);
     done_ = true;
     return on_end_();
   }
@@ -122,7 +128,12 @@ void session_runner::ended(instance& i) {
              " messages");
   }
   ++ended_totals_.instances;
-  if (i.failed()) ++ended_totals_.failed;
+  if (i.failed()) {
+    ++ended_totals_.failed;
+    remember(i.cause(), i.name() + ": " + i.error());
+  }
+  const auto refused = i.refused();
+  for (std::size_t k = 0; k < refused.size(); ++k) ended_totals_.refused[k] += refused[k];
   add(ended_totals_.a_to_b, i.stats(direction::a_to_b));
   add(ended_totals_.b_to_a, i.stats(direction::b_to_a));
   add(ended_totals_.links, i.links(), false);
@@ -155,14 +166,36 @@ void session_runner::shutdown() {
   }
 }
 
+void session_runner::remember(errc cause, const std::string& error) {
+  ++ended_totals_.errors[cause];
+  if (last_errors_.size() == kept_errors) last_errors_.pop_front();
+  last_errors_.push_back(error);
+}
+
 session_totals session_runner::totals() const {
   session_totals t = ended_totals_;
   for (const auto& i : live_) {
     add(t.a_to_b, i->stats(direction::a_to_b));
     add(t.b_to_a, i->stats(direction::b_to_a));
     add(t.links, i->links(), true);
+    const auto refused = i->refused();
+    for (std::size_t k = 0; k < refused.size(); ++k) t.refused[k] += refused[k];
   }
   return t;
+}
+
+std::vector<instance_status> session_runner::instances() const {
+  std::vector<instance_status> all;
+  for (const auto& i : live_) {
+    if (i->absorbed()) continue;
+    all.push_back({i->name(), i->stats(direction::a_to_b), i->stats(direction::b_to_a), i->links(),
+                   i->failed()});
+  }
+  // In the order they started: "s#2" before "s#10".
+  std::sort(all.begin(), all.end(), [](const instance_status& x, const instance_status& y) {
+    return x.name.size() != y.name.size() ? x.name.size() < y.name.size() : x.name < y.name;
+  });
+  return all;
 }
 
 }  // namespace pickleway

@@ -4,9 +4,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
+#include <string>
+#include <vector>
 
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
@@ -20,10 +24,20 @@
 namespace pickleway {
 
 struct session_totals {
-  std::uint64_t instances = 0;
+  std::uint64_t instances = 0;  // ended
   std::uint64_t failed = 0;
   direction_stats a_to_b, b_to_a;
   link_stats links;  // reconnects and resent: of every instance; unacked: the live ones'
+  std::map<errc, std::uint64_t> errors;  // the ended instances' failures, by cause
+  std::vector<std::uint64_t> refused;    // per filter, in list order
+};
+
+// A live instance, as /status shows it.
+struct instance_status {
+  std::string name;
+  direction_stats a_to_b, b_to_a;
+  link_stats links;
+  bool failed = false;
 };
 
 class session_runner {
@@ -37,6 +51,11 @@ class session_runner {
   bool done() const { return done_; }
   // Ended instances and the live ones so far.
   session_totals totals() const;
+  std::size_t live() const { return live_.size(); }
+  std::vector<instance_status> instances() const;
+  // The latest failures (at most kept_errors), oldest first.
+  static constexpr std::size_t kept_errors = 10;
+  const std::deque<std::string>& last_errors() const { return last_errors_; }
   const session_config& config() const { return session_; }
 
  private:
@@ -45,6 +64,7 @@ class session_runner {
   asio::awaitable<void> accept_loop();
   void launch(std::unique_ptr<opener> accepted);
   void ended(instance& i);
+  void remember(errc cause, const std::string& error);
 
   asio::io_context& io_;
   const session_config& session_;
@@ -59,6 +79,7 @@ class session_runner {
   link_registry links_;  // of the instances' links, for connections that resume one
   std::uint64_t next_number_ = 1;
   session_totals ended_totals_;
+  std::deque<std::string> last_errors_;
   bool stopping_ = false;
   bool done_ = false;
 };
