@@ -63,7 +63,7 @@ std::unique_ptr<metrics_server> metrics_server::listen(asio::io_context& io, con
 }
 
 metrics_server::metrics_server(asio::io_context& io, asio::ip::tcp::acceptor acceptor, snapshot_fn snapshot)
-    : io_(io), acceptor_(std::move(acceptor)), snapshot_(std::move(snapshot)) {}
+    : io_(io), acceptor_(std::move(acceptor)), snapshot_(std::move(snapshot)), slot_freed_(io) {}
 
 metrics_server::~metrics_server() { stop(); }
 
@@ -80,6 +80,7 @@ void metrics_server::stop() {
   acceptor_.close(ignored);
   for (const auto& s : open_) s->close(ignored);
   open_.clear();
+  slot_freed_.notify();
 }
 
 std::string metrics_server::describe() const {
@@ -92,11 +93,15 @@ std::string metrics_server::describe() const {
 
 asio::awaitable<void> metrics_server::accept_loop() {
   while (!stopped_) {
+    // At the limit, further clients wait in the listen backlog.
+    if (open_.size() >= most_connections) {
+      co_await slot_freed_.changed();
+      continue;
+    }
     auto socket = std::make_shared<asio::ip::tcp::socket>(io_);
     const auto [error] = co_await acceptor_.async_accept(*socket, tuple_awaitable);
     if (stopped_ || error == asio::error::operation_aborted) co_return;
     if (error) continue;  // the client gave up before we took it
-    if (open_.size() >= most_connections) continue;  // closed at once
     open_.insert(socket);
     asio::co_spawn(io_, serve(socket), asio::detached);
   }
@@ -130,6 +135,7 @@ asio::awaitable<void> metrics_server::serve(std::shared_ptr<asio::ip::tcp::socke
   socket->shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket->close(ignored);
   open_.erase(socket);
+  slot_freed_.notify();
 }
 
 std::string metrics_server::respond(std::string_view request_head) {

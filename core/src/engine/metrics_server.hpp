@@ -13,6 +13,7 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "engine/event.hpp"
 #include "engine/status.hpp"
 
 namespace pickleway {
@@ -44,6 +45,7 @@ class metrics_server {
   asio::ip::tcp::acceptor acceptor_;
   snapshot_fn snapshot_;
   std::set<std::shared_ptr<asio::ip::tcp::socket>> open_;
+  event slot_freed_;  // a request's connection closed
   bool stopped_ = false;
 };
 
