@@ -304,7 +304,8 @@ std::shared_ptr<link> instance::make_link(endpoint_runtime& e, const link_wire::
                                 e.config->framing.pickle.max_message, e.label, std::move(h));
 }
 
-asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std::uint8_t> bytes) {
+asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std::uint8_t> bytes,
+                                           bool resuming) {
   for (std::size_t done = 0; done < bytes.size();) {
     std::string threw;
     const io_result r = write_to(*e.stream, {bytes.data() + done, bytes.size() - done}, threw);
@@ -313,6 +314,7 @@ asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std:
     } else if (r.status == io_status::would_block) {
       if (co_await open_waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
     } else {
+      if (resuming) co_return false;  // a reconnect broken again: resume_ms decides
       fail(errc::link_failed, e.label + ": link hello: write failed: " +
            (threw.empty() ? (r.error ? r.error.message() : "the peer closed the stream") : threw));
       co_return false;
@@ -323,7 +325,7 @@ asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std:
 
 template <typename Message>
 asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
-                                                std::vector<std::uint8_t>& early) {
+                                                std::vector<std::uint8_t>& early, bool resuming) {
   std::vector<std::uint8_t> in = std::move(e.early_input);  // what auth read past its end
   e.early_input.clear();
   for (;;) {
@@ -348,6 +350,7 @@ asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
     } else if (r.status == io_status::would_block) {
       if (co_await open_waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
     } else {
+      if (resuming) co_return false;  // a reconnect broken again: resume_ms decides
       fail(errc::link_failed, e.label + ": link hello: " +
            (r.status == io_status::eof ? std::string("the peer closed the connection")
                                        : "read failed: " + (threw.empty() ? r.error.message() : threw)));
@@ -423,7 +426,7 @@ asio::awaitable<bool> instance::resume_hello(endpoint_runtime& e, link_wire::wel
                                              std::vector<std::uint8_t>& early) {
   std::vector<std::uint8_t> out;
   link_wire::encode(link_wire::hello{link_wire::hello_kind::resume, e.link->id(), e.link->next_expected()}, out);
-  co_return co_await send_bytes(e, std::move(out)) && co_await receive_message(e, w, early);
+  co_return co_await send_bytes(e, std::move(out), true) && co_await receive_message(e, w, early, true);
 }
 
 asio::awaitable<link::reconnection> instance::reconnect(endpoint_runtime& e) {
@@ -444,7 +447,8 @@ asio::awaitable<link::reconnection> instance::reconnect(endpoint_runtime& e) {
   const auto said = co_await (resume_hello(e, w, r.early) || timeout_.async_wait(tuple_awaitable));
   if (said.index() != 0 || !std::get<0>(said)) {
     e.stream.reset();
-    co_return r;  // a reconnect broken again: resume_ms decides
+    r.broken = !done_ && !failed_;  // a reconnect broken again: resume_ms decides
+    co_return r;
   }
   if (w.status == welcome_status::unknown_link) {
     e.stream.reset();

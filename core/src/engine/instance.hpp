@@ -79,10 +79,14 @@ class instance : public std::enable_shared_from_this<instance> {
   asio::awaitable<bool> resume_hello(endpoint_runtime& e, link_wire::welcome& w,
                                      std::vector<std::uint8_t>& early);
   std::shared_ptr<link> make_link(endpoint_runtime& e, const link_wire::link_id& id, bool connector);
-  // The hello exchange's I/O on e.stream; false when it failed or timed out.
-  asio::awaitable<bool> send_bytes(endpoint_runtime& e, std::vector<std::uint8_t> bytes);
+  // The hello exchange's I/O on e.stream; false when it failed or timed
+  // out. A connection that breaks fails the instance, unless `resuming`: a
+  // reconnect that breaks is tried again until resume_ms.
+  asio::awaitable<bool> send_bytes(endpoint_runtime& e, std::vector<std::uint8_t> bytes,
+                                   bool resuming = false);
   template <typename Message>
-  asio::awaitable<bool> receive_message(endpoint_runtime& e, Message& m, std::vector<std::uint8_t>& early);
+  asio::awaitable<bool> receive_message(endpoint_runtime& e, Message& m, std::vector<std::uint8_t>& early,
+                                        bool resuming = false);
   bool make_filters();
   asio::awaitable<void> watch_child(endpoint_runtime& e);
   void fail(errc cause, const std::string& error);

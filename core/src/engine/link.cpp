@@ -20,6 +20,8 @@ constexpr std::size_t read_chunk = 256 * 1024;
 constexpr std::size_t high_water = 1024 * 1024;
 // The most a single write sends before control frames get their turn.
 constexpr std::uint64_t send_chunk = 256 * 1024;
+// Between reconnects that break during their hello.
+constexpr std::chrono::milliseconds reconnect_pause{100};
 
 using clock = std::chrono::steady_clock;
 
@@ -518,14 +520,26 @@ asio::awaitable<void> link::recover() {
     const auto [cancelled] = co_await resume_timer_.async_wait(tuple_awaitable);
     if (cancelled || stopped_ || current_) co_return;
   } else {
-    // A new connection, or the end of resume_ms, whichever comes first.
-    auto got = co_await (hooks_.reconnect() || resume_timer_.async_wait(tuple_awaitable));
-    if (stopped_ || current_) co_return;
-    if (got.index() == 0) {
+    // New connections until one resumes, or the end of resume_ms (the
+    // timer keeps its expiry when a reconnect ends its wait).
+    asio::steady_timer pause(io_);
+    for (;;) {
+      auto got = co_await (hooks_.reconnect() || resume_timer_.async_wait(tuple_awaitable));
+      if (stopped_ || current_) co_return;
+      if (got.index() == 1) break;  // resume_ms is over
       reconnection& r = std::get<0>(got);
       if (r.stream) co_return attach(std::move(r.stream), r.peer_next, std::move(r.early));
-      if (!r.unknown) co_return;  // the instance failed, and said why
-      unknown = true;
+      if (r.unknown) {
+        unknown = true;
+        break;
+      }
+      if (!r.broken) co_return;  // the instance failed, and said why
+      // Broken during its hello (the far gateway going down, say): a
+      // pause, so that a peer that resets at once is not spun on.
+      pause.expires_after(reconnect_pause);
+      const auto waited = co_await (pause.async_wait(tuple_awaitable) || resume_timer_.async_wait(tuple_awaitable));
+      if (stopped_ || current_) co_return;
+      if (waited.index() == 1) break;
     }
   }
   recovering_ = false;

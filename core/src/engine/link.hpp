@@ -59,6 +59,8 @@ class link : public std::enable_shared_from_this<link> {
     std::uint64_t peer_next = 0;
     std::vector<std::uint8_t> early;
     bool unknown = false;
+    // The connection opened and broke during the hello: worth trying again.
+    bool broken = false;
   };
   struct hooks {
     // The connector's way to a new connection: open it through the
