@@ -99,8 +99,8 @@ class spawn_stream final : public byte_stream {
         peer_(std::move(peer)) {}
 
   // Members end in reverse order: the child first (killed and reaped if it
-  // still runs), then the log pump, which can then drain and stop, then
-  // the channel's pipes.
+  // still runs), then the log pump, which can then drain its pipes and
+  // stop watching them, then the channel's pipes.
   ~spawn_stream() override = default;
 
   io_result read(std::span<std::uint8_t> into) override { return channel_->read(into); }
@@ -237,7 +237,7 @@ std::string command_line(const std::vector<std::string>& command) {
   return out;
 }
 
-std::unique_ptr<byte_stream> start_child(const child_options& o, log_sink* log,
+std::unique_ptr<byte_stream> start_child(const child_options& o, log_sink* log, watcher* loop,
                                          std::string& error) {
   const std::string& program = o.command.front();
   auto fail = [&](const std::string& why) -> std::unique_ptr<byte_stream> {
@@ -247,6 +247,9 @@ std::unique_ptr<byte_stream> start_child(const child_options& o, log_sink* log,
   auto fail_errno = [&](const std::string& what, int code) {
     return fail(what + ": " + errno_text(code));
   };
+
+  const bool logs = o.channel == channel_mode::fds || o.stderr_to == stderr_mode::log;
+  if (logs && !loop) return fail("no loop to read the child's output for the log on");
 
   // posix_spawn reports a failed chdir like a failed exec; say which.
   if (!o.cwd.empty()) {
@@ -348,8 +351,9 @@ std::unique_ptr<byte_stream> start_child(const child_options& o, log_sink* log,
   if (stdout_log) log_pipes.push_back(std::move(stdout_log->read));
   if (stderr_log) log_pipes.push_back(std::move(stderr_log->read));
   if (!log_pipes.empty()) {
-    pump = log_pump::start(std::move(log_pipes), log, ec);
-    if (!pump) return fail(peer + ": cannot start reading its output for the log: " + ec.message());
+    std::string why;
+    pump = log_pump::start(std::move(log_pipes), log, *loop, why);
+    if (!pump) return fail(peer + ": cannot start reading its output for the log: " + why);
   }
 
   return std::make_unique<spawn_stream>(

@@ -34,19 +34,20 @@ constexpr option_spec spawn_options[] = {
 
 class spawn_opener final : public opener {
  public:
-  spawn_opener(std::shared_ptr<const child_options> options, log_sink* log)
-      : options_(std::move(options)), log_(log) {}
+  spawn_opener(std::shared_ptr<const child_options> options, log_sink* log, watcher* loop)
+      : options_(std::move(options)), log_(log), loop_(loop) {}
 
   // Starting a child does not wait for anything: one step.
   open_step step(bool) override {
     std::string error;
-    auto stream = start_child(*options_, log_, error);
+    auto stream = start_child(*options_, log_, loop_, error);
     return stream ? open_step::ready(std::move(stream)) : open_step::fail(std::move(error));
   }
 
  private:
   std::shared_ptr<const child_options> options_;
   log_sink* log_;
+  watcher* loop_;
 };
 
 class spawn_transport final : public transport {
@@ -55,7 +56,7 @@ class spawn_transport final : public transport {
       : options_(std::make_shared<const child_options>(std::move(options))) {}
 
   std::unique_ptr<opener> open(const open_context& context) override {
-    return std::make_unique<spawn_opener>(options_, context.log);
+    return std::make_unique<spawn_opener>(options_, context.log, context.watch);
   }
 
   // "spawn python3 producer.py", then the options that are not defaults.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,11 +19,34 @@ namespace pickleway {
 // Where the core reports lines a plugin wants logged (a child's stderr with
 // `stderr: log`, a filter's count of dropped records). It outlives
 // everything the instance it was given for holds (streams, openers,
-// filters, down to their destructors), and may be called from any thread.
+// filters, down to their destructors). Call it from the core's event loop
+// thread only: from a plugin's entry points, or from a watch's callback.
 class log_sink {
  public:
   virtual ~log_sink() = default;
   virtual void line(std::string_view text) = 0;
+};
+
+// A descriptor the core's loop watches for a plugin; destroying it stops
+// the watch (on the loop thread: from an entry point or a callback, the
+// watch's own included). Destroy it before closing the descriptor.
+class watch {
+ public:
+  virtual ~watch() = default;
+};
+
+// The core's event loop, for descriptors a plugin reads outside the
+// session's streams (spawn's pipes of a child's log lines), so that it
+// needs no thread of its own.
+class watcher {
+ public:
+  virtual ~watcher() = default;
+  // Calls `readable` on the loop thread whenever `fd` is readable, until
+  // the returned watch is destroyed; the plugin still owns `fd`. The
+  // callback must not throw nor block; it reads until the descriptor
+  // would block, or the loop calls it again at once. nullptr when the
+  // loop cannot watch `fd`.
+  virtual std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) = 0;
 };
 
 // What the core says of the instance an endpoint is opened for.
@@ -30,6 +54,8 @@ struct open_context {
   std::string session;    // the session's name
   std::uint64_t instance = 0;
   log_sink* log = nullptr;
+  // The core's loop; it outlives everything the instance holds, as `log`.
+  watcher* watch = nullptr;
 };
 
 // One step of opening: the stream, a wait, or a failure.

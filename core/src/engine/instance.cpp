@@ -41,7 +41,6 @@ link_wire::link_id random_link_id() {
 }  // namespace
 
 // The log_sink plugins get: lines prefixed with the session and instance.
-// log_line is thread-safe, so a plugin may call it from its own thread.
 class instance::sink final : public log_sink {
  public:
   explicit sink(std::string prefix) : prefix_(std::move(prefix)) {}
@@ -62,6 +61,7 @@ instance::instance(asio::io_context& io, const session_config& session, std::str
       links_(links),
       on_end_(std::move(on_end)),
       log_(std::make_unique<sink>("session " + name_ + ": ")),
+      watcher_(io),
       waiter_(io),
       open_waiter_(io),
       timeout_(io),
@@ -79,6 +79,8 @@ instance::~instance() {
   waiter_.forget_all();
   open_waiter_.forget_all();
 }
+
+open_context instance::context() { return {session_.name, number_, log_.get(), &watcher_}; }
 
 direction_stats instance::stats(direction d) const {
   const auto& p = d == direction::a_to_b ? ab_ : ba_;
@@ -136,7 +138,7 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
     if (shutting_down_) co_return finish();
     std::unique_ptr<opener> o;
     try {
-      o = e->config->endpoint->open(open_context{session_.name, number_, log_.get()});
+      o = e->config->endpoint->open(context());
       if (!o) throw std::runtime_error("the transport gave no opener");
     } catch (const std::exception& ex) {
       fail(e->label + ": cannot open: " + ex.what());
@@ -248,10 +250,10 @@ asio::awaitable<bool> instance::authenticate(endpoint_runtime& e, bool accepted)
 }
 
 bool instance::make_filters() {
-  const open_context context{session_.name, number_, log_.get()};
+  const open_context made_for = context();
   for (const auto& f : session_.filters) {
     try {
-      auto made = f.factory->make(context);
+      auto made = f.factory->make(made_for);
       if (!made) throw std::runtime_error("it made no filter");
       filters_.push_back(std::move(made));
     } catch (const std::exception& e) {
@@ -421,7 +423,7 @@ asio::awaitable<link::reconnection> instance::reconnect(endpoint_runtime& e) {
   link::reconnection r;
   std::unique_ptr<opener> o;
   try {
-    o = e.config->endpoint->open(open_context{session_.name, number_, log_.get()});
+    o = e.config->endpoint->open(context());
     if (!o) throw std::runtime_error("the transport gave no opener");
   } catch (const std::exception& ex) {
     fail(e.label + ": cannot open: " + ex.what());

@@ -23,6 +23,7 @@
 #include "engine/event.hpp"
 #include "engine/link.hpp"
 #include "engine/link_registry.hpp"
+#include "engine/loop_watcher.hpp"
 #include "engine/pump.hpp"
 #include "engine/waiter.hpp"
 
@@ -76,6 +77,7 @@ class instance : public std::enable_shared_from_this<instance> {
   asio::awaitable<bool> send_bytes(endpoint_runtime& e, std::vector<std::uint8_t> bytes);
   template <typename Message>
   asio::awaitable<bool> receive_message(endpoint_runtime& e, Message& m, std::vector<std::uint8_t>& early);
+  open_context context();  // what the plugins are told of the instance
   bool make_filters();
   asio::awaitable<void> watch_child(endpoint_runtime& e);
   void fail(const std::string& error);
@@ -89,7 +91,8 @@ class instance : public std::enable_shared_from_this<instance> {
   std::chrono::milliseconds grace_;
   link_registry* links_;
   std::function<void(instance&)> on_end_;
-  std::unique_ptr<sink> log_;  // declared before what uses it: destroyed after
+  std::unique_ptr<sink> log_;  // declared before what uses them: destroyed after
+  loop_watcher watcher_;       // the plugins' own descriptors (spawn's log pipes)
   waiter waiter_;       // the streams' and children's descriptors
   waiter open_waiter_;  // the openers' (they may close and reuse them)
   asio::steady_timer timeout_;      // an opener's, a handshake's

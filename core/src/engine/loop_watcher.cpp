@@ -1,0 +1,52 @@
+#include "engine/loop_watcher.hpp"
+
+#include <asio/posix/stream_descriptor.hpp>
+
+namespace pickleway {
+namespace {
+
+// What a watch and its pending wait share: the wait's handler holds it,
+// so a callback may destroy its own watch.
+struct watched {
+  watched(asio::io_context& io, int fd, std::function<void()> r)
+      : descriptor(io, fd), readable(std::move(r)) {}
+  asio::posix::stream_descriptor descriptor;
+  std::function<void()> readable;
+  bool stopped = false;
+};
+
+void arm(const std::shared_ptr<watched>& w) {
+  w->descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
+                           [w](const std::error_code& error) {
+                             if (error || w->stopped) return;
+                             w->readable();
+                             if (!w->stopped) arm(w);
+                           });
+}
+
+class loop_watch final : public watch {
+ public:
+  explicit loop_watch(std::shared_ptr<watched> w) : w_(std::move(w)) {}
+  // The plugin owns the descriptor: released, never closed. A wait still
+  // pending completes with operation_aborted and calls nothing.
+  ~loop_watch() override {
+    w_->stopped = true;
+    std::error_code ignored;
+    w_->descriptor.cancel(ignored);
+    w_->descriptor.release();
+  }
+
+ private:
+  std::shared_ptr<watched> w_;
+};
+
+}  // namespace
+
+std::unique_ptr<watch> loop_watcher::watch_readable(int fd, std::function<void()> readable) {
+  auto w = std::make_shared<watched>(io_, fd, std::move(readable));
+  auto handle = std::make_unique<loop_watch>(w);
+  arm(w);
+  return handle;
+}
+
+}  // namespace pickleway

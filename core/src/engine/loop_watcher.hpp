@@ -1,0 +1,20 @@
+// The watcher (transport.hpp) the core gives plugins: descriptors watched
+// on the engine's io_context, each callback run by its loop.
+#pragma once
+
+#include <asio/io_context.hpp>
+
+#include "pickleway/transport.hpp"
+
+namespace pickleway {
+
+class loop_watcher final : public watcher {
+ public:
+  explicit loop_watcher(asio::io_context& io) : io_(io) {}
+  std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) override;
+
+ private:
+  asio::io_context& io_;
+};
+
+}  // namespace pickleway
