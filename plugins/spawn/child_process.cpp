@@ -57,9 +57,20 @@ class spawned_child final : public child_process {
     }
   }
 
-  int exit_handle() const override { return pidfd_.get(); }
+  int exit_handle() const noexcept override { return pidfd_.get(); }
 
-  std::optional<std::string> reap() override {
+  std::optional<std::string> reap() noexcept override {
+    return guarded([](std::string_view why) { return std::optional<std::string>(std::string(why)); },
+                   [&] { return reap_now(); });
+  }
+
+  void terminate() noexcept override { send(SIGTERM); }
+  void kill() noexcept override { send(SIGKILL); }
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::optional<std::string> reap_now() {
     if (status_) return status_;
     int status = 0;
     pid_t r;
@@ -72,13 +83,7 @@ class spawned_child final : public child_process {
     return status_;
   }
 
-  void terminate() override { send(SIGTERM); }
-  void kill() override { send(SIGKILL); }
-
-  pid_t pid() const { return pid_; }
-
- private:
-  void send(int sig) {
+  void send(int sig) noexcept {
     if (status_) return;
     // ESRCH from the group: the child left it (setsid); it is still ours.
     if (::kill(-pid_, sig) < 0) ::kill(pid_, sig);
@@ -103,11 +108,13 @@ class spawn_stream final : public byte_stream {
   // stop watching them, then the channel's pipes.
   ~spawn_stream() override = default;
 
-  io_result read(std::span<std::uint8_t> into) override { return channel_->read(into); }
-  io_result write(std::span<const std::uint8_t> from) override { return channel_->write(from); }
-  std::error_code close_write() override { return channel_->close_write(); }
-  child_process* child() override { return child_.get(); }
-  std::string peer() const override { return peer_; }
+  io_result read(std::span<std::uint8_t> into) noexcept override { return channel_->read(into); }
+  io_result write(std::span<const std::uint8_t> from) noexcept override { return channel_->write(from); }
+  std::error_code close_write() noexcept override { return channel_->close_write(); }
+  child_process* child() noexcept override { return child_.get(); }
+  std::string peer() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&] { return peer_; });
+  }
 
  private:
   std::unique_ptr<fd_stream> channel_;

@@ -46,14 +46,20 @@ log_pump::~log_pump() {
   for (auto& s : sources_) {
     if (!s->fd) continue;
     // Forward what is already there, then give the pipe up.
-    for (std::size_t drained = 0; drained < max_drain && read_some(*s);) drained += chunk_size;
-    close(*s);
+    guarded([&](std::string_view) { s->partial.clear(); }, [&] {
+      for (std::size_t drained = 0; drained < max_drain && read_some(*s);) drained += chunk_size;
+      close(*s);
+    });
+    s->watching.reset();
+    s->fd.reset();
   }
 }
 
-void log_pump::readable(source& s) {
-  read_some(s);
-  if (!s.fd) close(s);
+void log_pump::readable(source& s) noexcept {
+  guarded([&](std::string_view) { s.partial.clear(); }, [&] {
+    read_some(s);
+    if (!s.fd) close(s);
+  });
 }
 
 bool log_pump::read_some(source& s) {

@@ -40,8 +40,9 @@ class log_pump {
   };
 
   explicit log_pump(log_sink* sink) : sink_(sink) {}
-  // The loop's callback: reads what `s` has; at its end, gives it up.
-  void readable(source& s);
+  // The loop's callback: reads what `s` has; at its end, gives it up. A
+  // line there is no memory for is lost; the pump goes on.
+  void readable(source& s) noexcept;
   // Reads once from `s`; false when nothing more is there for now, or the
   // pipe has closed or failed (then s.fd is reset).
   bool read_some(source& s);

@@ -32,7 +32,7 @@ poll_watcher& test_loop() {
 // What a test's log sink received.
 class recording_sink final : public log_sink {
  public:
-  void line(std::string_view text) override { lines_.emplace_back(text); }
+  void line(std::string_view text) noexcept override { lines_.emplace_back(text); }
   // Runs the loop until `text` has been logged as a whole line.
   bool wait_for(const std::string& text, std::chrono::milliseconds deadline = 10s) {
     const auto end = clock::now() + deadline;
@@ -66,7 +66,7 @@ const char* const echo_code =
 
 std::unique_ptr<byte_stream> spawn(const option_values& values, log_sink* sink = nullptr) {
   auto t = make_transport("spawn", values);
-  auto o = t->open(open_context{"test", 1, sink, &test_loop()});
+  auto o = open_endpoint(*t, open_context{"test", 1, sink, &test_loop()});
   std::string error;
   auto s = open_now(*o, error);
   REQUIRE_MESSAGE(s, error);
@@ -75,7 +75,7 @@ std::unique_ptr<byte_stream> spawn(const option_values& values, log_sink* sink =
 
 std::string open_error(const option_values& values) {
   auto t = make_transport("spawn", values);
-  auto o = t->open(open_context{"test", 1, nullptr, &test_loop()});
+  auto o = open_endpoint(*t, open_context{"test", 1, nullptr, &test_loop()});
   std::string error;
   auto s = open_now(*o, error);
   CHECK_FALSE(s);

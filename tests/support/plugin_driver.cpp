@@ -62,6 +62,20 @@ std::unique_ptr<filter_factory> make_filter(const std::string& name, const optio
   return made;
 }
 
+std::unique_ptr<opener> open_endpoint(transport& t, const open_context& context) {
+  std::string error;
+  auto o = t.open(context, error);
+  CHECK_MESSAGE(o, error);
+  return o;
+}
+
+std::unique_ptr<filter> make_instance(filter_factory& f, const open_context& context) {
+  std::string error;
+  auto made = f.make(context, error);
+  CHECK_MESSAGE(made, error);
+  return made;
+}
+
 struct poll_watcher::entry {
   int fd;
   std::function<void()> readable;
@@ -90,7 +104,7 @@ class poll_watch final : public watch {
 poll_watcher::poll_watcher() : entries_(std::make_shared<std::vector<std::shared_ptr<entry>>>()) {}
 poll_watcher::~poll_watcher() = default;
 
-std::unique_ptr<watch> poll_watcher::watch_readable(int fd, std::function<void()> readable) {
+std::unique_ptr<watch> poll_watcher::watch_readable(int fd, std::function<void()> readable) noexcept {
   auto e = std::make_shared<entry>(entry{fd, std::move(readable)});
   entries_->push_back(e);
   return std::make_unique<poll_watch>(entries_, e);

@@ -36,6 +36,11 @@ std::unique_ptr<filter_factory> make_filter(const std::string& name, const optio
 
 using namespace std::chrono_literals;
 
+// An opener for one instance, or a filter, as the core asks for them;
+// fails the test (and returns nullptr) when the plugin gives an error.
+std::unique_ptr<opener> open_endpoint(transport& t, const open_context& context);
+std::unique_ptr<filter> make_instance(filter_factory& f, const open_context& context);
+
 // Runs an opener to its end; nullptr with `error` set when it failed or the
 // deadline passed.
 std::unique_ptr<byte_stream> open_now(opener& o, std::string& error,
@@ -77,7 +82,7 @@ class poll_watcher final : public watcher {
  public:
   poll_watcher();
   ~poll_watcher() override;
-  std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) override;
+  std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) noexcept override;
 
   // Waits up to `timeout` for a watched descriptor, or one of `also`
   // (whose revents it fills), to be ready, and runs the callbacks of the

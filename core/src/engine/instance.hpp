@@ -65,6 +65,9 @@ class instance : public std::enable_shared_from_this<instance> {
   // Each false when the instance failed (or ended) on the way. `accepted`:
   // the connection a listener took (its auth challenges first).
   asio::awaitable<bool> open(endpoint_runtime& e, std::unique_ptr<opener> o, bool accepted);
+  // The transport's opener for `e`; nullptr when it gave none (the
+  // instance has failed).
+  std::unique_ptr<opener> open_endpoint(endpoint_runtime& e);
   asio::awaitable<bool> authenticate(endpoint_runtime& e, bool accepted);
   // framing: link, once the endpoint's stream is open: the hello, and the
   // link that takes the stream (or, resuming, the link of another instance).

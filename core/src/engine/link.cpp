@@ -8,7 +8,6 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include "engine/stream_calls.hpp"
 
 namespace pickleway {
 namespace {
@@ -238,8 +237,7 @@ asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
       continue;
     }
     make_room(read_chunk);
-    std::string threw;
-    const io_result r = read_from(*c->stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
+    const io_result r = c->stream->read({in_.data() + in_end_, in_.size() - in_end_});
     switch (r.status) {
       case io_status::done:
         in_end_ += r.bytes;
@@ -264,8 +262,7 @@ asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
           co_return;
         }
         broken(*c, r.status == io_status::eof ? "the far gateway closed the connection"
-                   : threw.empty()            ? r.error.message()
-                                              : threw);
+                                              : r.error.message());
         co_return;
     }
   }
@@ -402,8 +399,7 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
       co_await send_changed_.changed();
       continue;
     }
-    std::string threw;
-    const io_result r = write_to(*c->stream, chunk, threw);
+    const io_result r = c->stream->write(chunk);
     switch (r.status) {
       case io_status::done:
         c->last_sent = clock::now();
@@ -421,8 +417,7 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
         break;
       case io_status::eof:
       case io_status::failed:
-        broken(*c, threw.empty() ? (r.error ? r.error.message() : "the peer closed the connection")
-                                 : threw);
+        broken(*c, r.error ? r.error.message() : "the peer closed the connection");
         co_return;
     }
   }

@@ -2,6 +2,8 @@
 
 #include <asio/posix/stream_descriptor.hpp>
 
+#include "pickleway/guarded.hpp"
+
 namespace pickleway {
 namespace {
 
@@ -15,13 +17,18 @@ struct watched {
   bool stopped = false;
 };
 
-void arm(const std::shared_ptr<watched>& w) {
-  w->descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
-                           [w](const std::error_code& error) {
-                             if (error || w->stopped) return;
-                             w->readable();
-                             if (!w->stopped) arm(w);
-                           });
+// Waits again after each callback. A wait the loop has no memory for
+// leaves the watch stopped: the plugin's destructor still reads what is left.
+void arm(const std::shared_ptr<watched>& w) noexcept {
+  guarded([&](std::string_view) { w->stopped = true; },
+          [&] {
+            w->descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
+                                     [w](const std::error_code& error) {
+                                       if (error || w->stopped) return;
+                                       w->readable();  // noexcept by contract
+                                       if (!w->stopped) arm(w);
+                                     });
+          });
 }
 
 class loop_watch final : public watch {
@@ -42,11 +49,15 @@ class loop_watch final : public watch {
 
 }  // namespace
 
-std::unique_ptr<watch> loop_watcher::watch_readable(int fd, std::function<void()> readable) {
-  auto w = std::make_shared<watched>(io_, fd, std::move(readable));
-  auto handle = std::make_unique<loop_watch>(w);
-  arm(w);
-  return handle;
+// nullptr when there is no memory for it, or epoll refuses the descriptor.
+std::unique_ptr<watch> loop_watcher::watch_readable(int fd, std::function<void()> readable) noexcept {
+  return guarded([](std::string_view) { return std::unique_ptr<watch>(); },
+                 [&]() -> std::unique_ptr<watch> {
+                   auto w = std::make_shared<watched>(io_, fd, std::move(readable));
+                   auto handle = std::make_unique<loop_watch>(w);
+                   arm(w);
+                   return handle;
+                 });
 }
 
 }  // namespace pickleway

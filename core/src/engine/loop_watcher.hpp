@@ -11,7 +11,7 @@ namespace pickleway {
 class loop_watcher final : public watcher {
  public:
   explicit loop_watcher(asio::io_context& io) : io_(io) {}
-  std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) override;
+  std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) noexcept override;
 
  private:
   asio::io_context& io_;
