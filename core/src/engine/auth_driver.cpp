@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "pickleway/errc.hpp"
 
 namespace pickleway {
 namespace {
@@ -37,8 +38,8 @@ auth_driver::progress auth_driver::advance() {
         wait_writable_ = r.wait_writable;
         return progress::waiting;
       }
-      return failed(written_, "write failed: " + (r.error ? r.error.message()
-                                                          : std::string("the peer closed the stream")));
+      return failed(written_,
+                    "write failed: " + (r.error ? r.error : make_error_code(errc::peer_closed)).message());
     }
     out_.clear();
     out_begin_ = 0;
@@ -71,7 +72,7 @@ auth_driver::progress auth_driver::advance() {
         wait_writable_ = r.wait_writable;
         return progress::waiting;
       case io_status::eof:
-        return failed(read_offset(), "the peer closed the stream during the handshake");
+        return failed(read_offset(), std::string(errc_message(errc::peer_closed_handshake)));
       case io_status::failed:
         return failed(read_offset(), "read failed: " + r.error.message());
     }

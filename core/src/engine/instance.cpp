@@ -11,6 +11,7 @@
 
 #include "engine/auth_driver.hpp"
 #include "log.hpp"
+#include "pickleway/errc.hpp"
 
 namespace pickleway {
 
@@ -302,7 +303,7 @@ asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std:
       if (co_await open_waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
     } else {
       fail(e.label + ": link hello: write failed: " +
-           (r.error ? r.error.message() : "the peer closed the stream"));
+           (r.error ? r.error : make_error_code(errc::peer_closed)).message());
       co_return false;
     }
   }
@@ -336,7 +337,7 @@ asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
       if (co_await open_waiter_.wait(r.wait_handle, r.wait_writable)) co_return false;
     } else {
       fail(e.label + ": link hello: " +
-           (r.status == io_status::eof ? std::string("the peer closed the connection")
+           (r.status == io_status::eof ? std::string(errc_message(errc::peer_closed_connection))
                                        : "read failed: " + r.error.message()));
       co_return false;
     }

@@ -8,6 +8,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "pickleway/errc.hpp"
 
 namespace pickleway {
 namespace {
@@ -261,8 +262,8 @@ asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
           tell_changed();
           co_return;
         }
-        broken(*c, r.status == io_status::eof ? "the far gateway closed the connection"
-                                              : r.error.message());
+        broken(*c, (r.status == io_status::eof ? make_error_code(errc::far_gateway_closed) : r.error)
+                       .message());
         co_return;
     }
   }
@@ -417,7 +418,7 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
         break;
       case io_status::eof:
       case io_status::failed:
-        broken(*c, r.error ? r.error.message() : "the peer closed the connection");
+        broken(*c, (r.error ? r.error : make_error_code(errc::peer_closed_connection)).message());
         co_return;
     }
   }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/link.hpp"
+#include "pickleway/errc.hpp"
 #include "pickleway/python_repr.hpp"
 
 namespace pickleway {
@@ -119,8 +120,8 @@ void pump::process() {
 void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t offset,
                    std::size_t header) {
   if (!to_.link && !to_.stream->can_write()) {
-    stop_input(from_.label + ": offset " + std::to_string(offset) + ": a message arrived for " +
-               to_.label + ", which has no writing side");
+    stop_input(from_.label + ": offset " + std::to_string(offset) + ": " + to_.label + ": " +
+               std::string(errc_message(errc::no_writing_side)));
     return;
   }
   message m(bytes, stats_.messages + stats_.dropped + 1, offset + header, info);
@@ -180,7 +181,7 @@ bool pump::wrote(const io_result& r, int& fd, bool& writable) {
       break;
   }
   // The destination is gone: what was for it is lost with it.
-  const std::string why = r.error ? r.error.message() : "the peer closed the stream";
+  const std::string why = (r.error ? r.error : make_error_code(errc::peer_closed)).message();
   out_.clear();
   out_begin_ = 0;
   stop_input(to_.label + ": offset " + std::to_string(out_offset_) + ": write failed: " + why);
