@@ -1,14 +1,18 @@
 #include "engine/loop_watcher.hpp"
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/posix/stream_descriptor.hpp>
+#include <asio/use_awaitable.hpp>
 
 #include "pickleway/guarded.hpp"
 
 namespace pickleway {
 namespace {
 
-// What a watch and its pending wait share: the wait's handler holds it,
-// so a callback may destroy its own watch.
+// What a watch and its coroutine share: the coroutine holds it, so a
+// callback may destroy its own watch.
 struct watched {
   watched(asio::io_context& io, int fd, std::function<void()> r)
       : descriptor(io, fd), readable(std::move(r)) {}
@@ -17,25 +21,22 @@ struct watched {
   bool stopped = false;
 };
 
-// Waits again after each callback. A wait the loop has no memory for
-// leaves the watch stopped: the plugin's destructor still reads what is left.
-void arm(const std::shared_ptr<watched>& w) noexcept {
-  guarded([&](std::string_view) { w->stopped = true; },
-          [&] {
-            w->descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
-                                     [w](const std::error_code& error) {
-                                       if (error || w->stopped) return;
-                                       w->readable();  // noexcept by contract
-                                       if (!w->stopped) arm(w);
-                                     });
-          });
+// Until the watch ends: each time the descriptor is readable, the callback
+// (noexcept by contract), then wait again.
+asio::awaitable<void> watch_loop(std::shared_ptr<watched> w) {
+  while (!w->stopped) {
+    const auto [error] = co_await w->descriptor.async_wait(
+        asio::posix::stream_descriptor::wait_read, asio::experimental::as_tuple(asio::use_awaitable));
+    if (error || w->stopped) co_return;
+    w->readable();
+  }
 }
 
 class loop_watch final : public watch {
  public:
   explicit loop_watch(std::shared_ptr<watched> w) : w_(std::move(w)) {}
-  // The plugin owns the descriptor: released, never closed. A wait still
-  // pending completes with operation_aborted and calls nothing.
+  // The plugin owns the descriptor: released, never closed. The wait in
+  // progress completes with operation_aborted and calls nothing.
   ~loop_watch() override {
     w_->stopped = true;
     std::error_code ignored;
@@ -55,7 +56,7 @@ std::unique_ptr<watch> loop_watcher::watch_readable(int fd, std::function<void()
                  [&]() -> std::unique_ptr<watch> {
                    auto w = std::make_shared<watched>(io_, fd, std::move(readable));
                    auto handle = std::make_unique<loop_watch>(w);
-                   arm(w);
+                   asio::co_spawn(io_, watch_loop(w), asio::detached);
                    return handle;
                  });
 }

@@ -1,5 +1,6 @@
-// The watcher (transport.hpp) the core gives plugins: descriptors watched
-// on the engine's io_context, each callback run by its loop.
+// The watcher (transport.hpp) the core gives plugins: a coroutine per
+// watch on the engine's io_context waits for its descriptor to be readable
+// and runs the plugin's callback there, on the loop thread.
 #pragma once
 
 #include <asio/io_context.hpp>
