@@ -22,19 +22,13 @@ void require_map(const locator& loc, const YAML::Node& node, const std::string& 
   if (!node.IsMap()) loc.fail(node, what + " must be a map");
 }
 
-// Runs a plugin factory, turning a refusal or an exception into a located error.
+// Runs a plugin factory (noexcept, as every plugin entry point), turning a
+// refusal into a located error.
 template <typename Made, typename Factory>
 std::unique_ptr<Made> make_from(const locator& loc, Factory make, const option_values& options,
                                 const std::string& owner) {
   option_error error;
-  std::unique_ptr<Made> made;
-  try {
-    made = make(options, error);
-  } catch (const std::exception& e) {
-    loc.fail_at(options.where(), owner + ": " + e.what());
-  } catch (...) {
-    loc.fail_at(options.where(), owner + ": the plugin failed");
-  }
+  std::unique_ptr<Made> made = make(options, error);
   if (!made) {
     const std::string& where = error.option.empty() ? options.where() : options.where(error.option);
     loc.fail_at(where, owner + ": " + (error.message.empty() ? "refused its options" : error.message));

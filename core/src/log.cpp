@@ -2,17 +2,14 @@
 
 #include <unistd.h>
 
-#include <mutex>
 #include <string>
 
 namespace pickleway {
 
 void log_line(std::string_view line) {
-  static std::mutex mutex;
   std::string text = "pickleway: ";
   text += line;
   text += '\n';
-  const std::lock_guard lock(mutex);
   // One write per line, so lines from other processes sharing stderr do not
   // interleave within it.
   for (std::size_t done = 0; done < text.size();) {

@@ -1,5 +1,6 @@
-// pickleway's own log: lines on standard error, whole even when several
-// threads (a child's stderr reader) write at once.
+// pickleway's own log: lines on standard error, each in one write. Called
+// from the event loop thread only; plugins reach it through their
+// log_sink, on that thread too, so it needs no lock.
 #pragma once
 
 #include <string_view>

@@ -15,12 +15,8 @@ output_hints::output_hints(const plugin_registry& plugins,
 }
 
 const char* output_hints::recognise(bytes_view message) const {
-  for (const auto recognise : recognisers_) {
-    try {
-      if (const char* hint = recognise(message)) return hint;
-    } catch (...) {  // a broken plugin loses its say, nothing more
-    }
-  }
+  for (const auto recognise : recognisers_)
+    if (const char* hint = recognise(message)) return hint;
   return nullptr;
 }
 

@@ -180,9 +180,11 @@ inline std::optional<retry_policy> read_retry(const option_values& options, opti
 class ready_opener final : public opener {
  public:
   explicit ready_opener(std::unique_ptr<byte_stream> stream) : stream_(std::move(stream)) {}
-  open_step step(bool) override {
-    if (!stream_) return open_step::fail("the connection was already opened");
-    return open_step::ready(std::move(stream_));
+  open_step step(bool) noexcept override {
+    return guarded([](std::string_view why) { return open_step::fail(std::string(why)); }, [&]() -> open_step {
+      if (!stream_) return open_step::fail("the connection was already opened");
+      return open_step::ready(std::move(stream_));
+    });
   }
 
  private:
@@ -195,7 +197,10 @@ class ready_opener final : public opener {
 class refusing_opener final : public opener {
  public:
   explicit refusing_opener(std::string why) : why_(std::move(why)) {}
-  open_step step(bool) override { return open_step::fail(why_); }
+  open_step step(bool) noexcept override {
+    return guarded([](std::string_view why) { return open_step::fail(std::string(why)); },
+                   [&] { return open_step::fail(why_); });
+  }
 
  private:
   std::string why_;
@@ -241,18 +246,20 @@ class connecting_opener final : public opener {
 
   // Called first, after each backoff, when a connect in progress has
   // become writable, and for the upgrade's own waits once connected.
-  open_step step(bool timed_out) override {
-    if (upgrading_) return upgrade_step(timed_out);
-    if (connecting_) return finish_connect();
-    failures_.clear();
-    std::string error;
-    addresses_ = resolve_(error);
-    next_ = 0;
-    if (addresses_.empty()) {
-      failures_.push_back(error);
-      return attempt_failed();
-    }
-    return try_next();
+  open_step step(bool timed_out) noexcept override {
+    return guarded([](std::string_view why) { return open_step::fail(std::string(why)); }, [&]() -> open_step {
+      if (upgrading_) return upgrade_step(timed_out);
+      if (connecting_) return finish_connect();
+      failures_.clear();
+      std::string error;
+      addresses_ = resolve_(error);
+      next_ = 0;
+      if (addresses_.empty()) {
+        failures_.push_back(error);
+        return attempt_failed();
+      }
+      return try_next();
+    });
   }
 
  private:
@@ -397,43 +404,47 @@ class socket_listener : public listener {
         description_(kind + " " + local_.text),
         upgrade_(std::move(upgrade)) {}
 
-  int handle() const override { return fd_.get(); }
-  std::string describe() const override { return description_; }
+  int handle() const noexcept override { return fd_.get(); }
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&] { return description_; });
+  }
   const address& local() const { return local_; }
 
-  std::unique_ptr<opener> accept(std::string& error) override {
-    for (;;) {
-      sockaddr_storage from{};
-      socklen_t length = sizeof from;
-      unique_fd fd(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&from), &length,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC));
-      if (fd) {
-        set_no_delay(fd.get(), from.ss_family);
-        std::string peer = to_text(from, length);
-        if (peer.empty()) peer = local_.text;  // an unnamed Unix peer: name the socket path
-        return upgrade_(std::move(fd), std::move(peer));
+  std::unique_ptr<opener> accept(std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<opener>(); }, [&]() -> std::unique_ptr<opener> {
+      for (;;) {
+        sockaddr_storage from{};
+        socklen_t length = sizeof from;
+        unique_fd fd(::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&from), &length,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (fd) {
+          set_no_delay(fd.get(), from.ss_family);
+          std::string peer = to_text(from, length);
+          if (peer.empty()) peer = local_.text;  // an unnamed Unix peer: name the socket path
+          return upgrade_(std::move(fd), std::move(peer));
+        }
+        switch (errno) {
+          case EAGAIN:
+            return nullptr;  // nothing waiting
+          case EINTR:
+          case ECONNABORTED:  // gone before we took it
+          // Linux hands pending network errors of the new connection to
+          // accept(); accept(2) says to treat them as "try again".
+          case EPROTO:
+          case ENOPROTOOPT:
+          case EHOSTDOWN:
+          case ENONET:
+          case EHOSTUNREACH:
+          case ENETDOWN:
+          case ENETUNREACH:
+          case EOPNOTSUPP:
+            continue;
+          default:  // out of descriptors or memory: the core decides
+            error = description_ + ": accept: " + error_text(errno);
+            return nullptr;
+        }
       }
-      switch (errno) {
-        case EAGAIN:
-          return nullptr;  // nothing waiting
-        case EINTR:
-        case ECONNABORTED:  // gone before we took it
-        // Linux hands pending network errors of the new connection to
-        // accept(); accept(2) says to treat them as "try again".
-        case EPROTO:
-        case ENOPROTOOPT:
-        case EHOSTDOWN:
-        case ENONET:
-        case EHOSTUNREACH:
-        case ENETDOWN:
-        case ENETUNREACH:
-        case EOPNOTSUPP:
-          continue;
-        default:  // out of descriptors or memory: the core decides
-          error = description_ + ": accept: " + error_text(errno);
-          return nullptr;
-      }
-    }
+    });
   }
 
  private:

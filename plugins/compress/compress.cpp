@@ -42,33 +42,34 @@ class compress_filter final : public filter {
   compress_filter(std::shared_ptr<const settings> s, std::uint64_t restore_limit)
       : settings_(std::move(s)), restore_limit_(restore_limit) {}
 
-  filter_result on_message(direction d, message& m, std::string& error) override {
-    const bool sending = d == direction::a_to_b;
-    bool& broken = sending ? send_broken_ : receive_broken_;
-    if (broken) {  // the core stops a direction at its first failure
-      error = "compress: the stream failed earlier";
-      return filter_result::fail;
-    }
-    filter_result result;
-    try {
-      result = sending ? send(m, error) : receive(m, error);
-    } catch (const std::exception& e) {  // no exception leaves the plugin
-      error = "compress: message " + std::to_string(m.sequence()) + ": " + e.what();
-      result = filter_result::fail;
-    }
-    if (result == filter_result::fail) {
-      // The context may be mid-frame: it is never used again.
-      broken = true;
-      if (sending)
-        compressor_.reset();
-      else
-        decompressor_.reset();
-    }
-    return result;
+  filter_result on_message(direction d, message& m, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return filter_result::fail; }, [&]() -> filter_result {
+      const bool sending = d == direction::a_to_b;
+      bool& broken = sending ? send_broken_ : receive_broken_;
+      if (broken) {  // the core stops a direction at its first failure
+        error = "compress: the stream failed earlier";
+        return filter_result::fail;
+      }
+      const filter_result result = guarded(
+          [&](std::string_view why) {
+            error = "compress: message " + std::to_string(m.sequence()) + ": " + std::string(why);
+            return filter_result::fail;
+          },
+          [&] { return sending ? send(m, error) : receive(m, error); });
+      if (result == filter_result::fail) {
+        // The context may be mid-frame: it is never used again.
+        broken = true;
+        if (sending)
+          compressor_.reset();
+        else
+          decompressor_.reset();
+      }
+      return result;
+    });
   }
 
   // The stream in `d` has ended: its context is not needed any more.
-  filter_result on_end(direction d, std::string&) override {
+  filter_result on_end(direction d, std::string&) noexcept override {
     if (d == direction::a_to_b)
       compressor_.reset();
     else
@@ -183,24 +184,30 @@ class compress_factory final : public filter_factory {
  public:
   explicit compress_factory(settings s) : settings_(std::make_shared<const settings>(s)) {}
 
-  std::optional<option_error> check(const chain_context& chain) override {
-    restore_limit_ = chain.a_max_message;
-    if (chain.b_framing == framing_kind::pickle)
-      return option_error{"",
-                          "endpoint b must have `framing: length` or `link`: compressed messages are "
-                          "not pickles, and b must be the link to a peer gateway that runs "
-                          "compress with the same codec"};
-    return std::nullopt;
+  std::optional<option_error> check(const chain_context& chain) noexcept override {
+    return guarded([](std::string_view why) { return std::optional<option_error>(option_error{"", std::string(why)}); }, [&]() -> std::optional<option_error> {
+      restore_limit_ = chain.a_max_message;
+      if (chain.b_framing == framing_kind::pickle)
+        return option_error{"",
+                            "endpoint b must have `framing: length` or `link`: compressed messages are "
+                            "not pickles, and b must be the link to a peer gateway that runs "
+                            "compress with the same codec"};
+      return std::nullopt;
+    });
   }
 
-  std::unique_ptr<filter> make(const open_context&) override {
-    return std::make_unique<compress_filter>(settings_, restore_limit_);
+  std::unique_ptr<filter> make(const open_context&, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<filter>(); }, [&] {
+      return std::unique_ptr<filter>(std::make_unique<compress_filter>(settings_, restore_limit_));
+    });
   }
 
-  std::string describe() const override {
-    return "compress codec=" + std::string(to_string(settings_->codec)) +
-           " level=" + std::to_string(settings_->level) +
-           " min_size=" + std::to_string(settings_->min_size);
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      return "compress codec=" + std::string(to_string(settings_->codec)) +
+             " level=" + std::to_string(settings_->level) +
+             " min_size=" + std::to_string(settings_->min_size);
+    });
   }
 
  private:
@@ -210,7 +217,7 @@ class compress_factory final : public filter_factory {
   std::uint64_t restore_limit_ = largest_max_message;
 };
 
-std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {
+std::unique_ptr<filter_factory> build(const option_values& values, option_error& error) {
   settings s;
   const std::string codec = values.get_string("codec").value_or("");
   if (codec == "zstd")
@@ -248,10 +255,20 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
   return std::make_unique<compress_factory>(s);
 }
 
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<filter_factory>();
+      },
+      [&] { return build(values, error); });
+}
+
 // For the core of a gateway whose session has no compress filter, when a
 // message reaches an endpoint that cannot take it: the words of the
 // contract, so a user sees what is missing rather than an unknown opcode.
-const char* recognize(bytes_view message) {
+const char* recognize(bytes_view message) noexcept {
   return looks_like_frame(message)
              ? "looks like a frame of the compress filter: does this session need compress?"
              : nullptr;

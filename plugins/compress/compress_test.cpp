@@ -31,7 +31,7 @@ std::unique_ptr<filter_factory> compress(const std::string& codec,
 // One gateway's compress filter: its factory and one instance of it.
 struct gateway_filter {
   explicit gateway_filter(std::unique_ptr<filter_factory> f)
-      : factory(std::move(f)), instance(factory->make(open_context{"test", 1, nullptr})) {}
+      : factory(std::move(f)), instance(make_instance(*factory, open_context{"test", 1, nullptr})) {}
   std::unique_ptr<filter_factory> factory;
   std::unique_ptr<filter> instance;
 };

@@ -47,7 +47,7 @@ class fifo_stream final : public byte_stream {
       : read_fd_(read.get()),
         pipes_(fd_stream::pipes(std::move(read), std::move(write), std::move(peer))) {}
 
-  io_result read(std::span<std::uint8_t> into) override {
+  io_result read(std::span<std::uint8_t> into) noexcept override {
     for (;;) {
       auto r = pipes_->read(into);
       if (r.status != io_status::eof) return r;
@@ -60,11 +60,11 @@ class fifo_stream final : public byte_stream {
       return io_result::blocked(read_fd_, false);
     }
   }
-  io_result write(std::span<const std::uint8_t> from) override { return pipes_->write(from); }
-  std::error_code close_write() override { return pipes_->close_write(); }
-  bool can_read() const override { return pipes_->can_read(); }
-  bool can_write() const override { return pipes_->can_write(); }
-  std::string peer() const override { return pipes_->peer(); }
+  io_result write(std::span<const std::uint8_t> from) noexcept override { return pipes_->write(from); }
+  std::error_code close_write() noexcept override { return pipes_->close_write(); }
+  bool can_read() const noexcept override { return pipes_->can_read(); }
+  bool can_write() const noexcept override { return pipes_->can_write(); }
+  std::string peer() const noexcept override { return pipes_->peer(); }
 
  private:
   int read_fd_;  // owned by pipes_; -1 without a reading side
@@ -75,30 +75,32 @@ class fifo_opener final : public opener {
  public:
   explicit fifo_opener(std::shared_ptr<const fifo_config> options) : o_(std::move(options)) {}
 
-  open_step step(bool) override {
-    if (!started_) {
-      started_ = true;
-      for (const std::string* path : {&o_->read, &o_->write}) {
-        if (path->empty()) continue;
-        if (auto why = prepare(*path); !why.empty()) return open_step::fail(std::move(why));
+  open_step step(bool) noexcept override {
+    return guarded([](std::string_view why) { return open_step::fail(std::string(why)); }, [&]() -> open_step {
+      if (!started_) {
+        started_ = true;
+        for (const std::string* path : {&o_->read, &o_->write}) {
+          if (path->empty()) continue;
+          if (auto why = prepare(*path); !why.empty()) return open_step::fail(std::move(why));
+        }
+        if (!o_->read.empty()) {
+          // With `reopen` the read side is also a writer, so it never reads
+          // EOF when a writer leaves: the next writer's bytes just follow.
+          const int flags = (o_->reopen ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC;
+          auto why = open_fifo(o_->read, flags, read_);
+          if (!why.empty()) return open_step::fail(std::move(why));
+        }
       }
-      if (!o_->read.empty()) {
-        // With `reopen` the read side is also a writer, so it never reads
-        // EOF when a writer leaves: the next writer's bytes just follow.
-        const int flags = (o_->reopen ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC;
-        auto why = open_fifo(o_->read, flags, read_);
+      if (!o_->write.empty() && !write_) {
+        // With O_NONBLOCK, opening to write fails with ENXIO until a reader
+        // has the FIFO open; opening without it would block the event loop.
+        auto why = open_fifo(o_->write, O_WRONLY | O_NONBLOCK | O_CLOEXEC, write_);
+        if (why.empty() && !write_) return open_step::wait_for(-1, false, 50ms);
         if (!why.empty()) return open_step::fail(std::move(why));
       }
-    }
-    if (!o_->write.empty() && !write_) {
-      // With O_NONBLOCK, opening to write fails with ENXIO until a reader
-      // has the FIFO open; opening without it would block the event loop.
-      auto why = open_fifo(o_->write, O_WRONLY | O_NONBLOCK | O_CLOEXEC, write_);
-      if (why.empty() && !write_) return open_step::wait_for(-1, false, 50ms);
-      if (!why.empty()) return open_step::fail(std::move(why));
-    }
-    return open_step::ready(
-        std::make_unique<fifo_stream>(std::move(read_), std::move(write_), peer()));
+      return open_step::ready(
+          std::make_unique<fifo_stream>(std::move(read_), std::move(write_), peer()));
+    });
   }
 
  private:
@@ -156,26 +158,29 @@ class fifo_transport final : public transport {
   explicit fifo_transport(fifo_config options)
       : options_(std::make_shared<const fifo_config>(std::move(options))) {}
 
-  std::unique_ptr<opener> open(const open_context&) override {
-    return std::make_unique<fifo_opener>(options_);
+  std::unique_ptr<opener> open(const open_context&, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<opener>(); },
+                   [&] { return std::unique_ptr<opener>(std::make_unique<fifo_opener>(options_)); });
   }
 
   // "fifo read=/tmp/a write=/tmp/b", then the flags that are set.
-  std::string describe() const override {
-    std::string text = "fifo";
-    if (!options_->read.empty()) text += " read=" + options_->read;
-    if (!options_->write.empty()) text += " write=" + options_->write;
-    if (options_->create && options_->reopen) return text + " (create, reopen)";
-    if (options_->create) return text + " (create)";
-    if (options_->reopen) return text + " (reopen)";
-    return text;
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      std::string text = "fifo";
+      if (!options_->read.empty()) text += " read=" + options_->read;
+      if (!options_->write.empty()) text += " write=" + options_->write;
+      if (options_->create && options_->reopen) return text + " (create, reopen)";
+      if (options_->create) return text + " (create)";
+      if (options_->reopen) return text + " (reopen)";
+      return text;
+    });
   }
 
  private:
   std::shared_ptr<const fifo_config> options_;
 };
 
-std::unique_ptr<transport> make(const option_values& values, option_error& error) {
+std::unique_ptr<transport> build(const option_values& values, option_error& error) {
   fifo_config o;
   o.read = values.get_string("read").value_or("");
   o.write = values.get_string("write").value_or("");
@@ -201,6 +206,16 @@ std::unique_ptr<transport> make(const option_values& values, option_error& error
     return nullptr;
   }
   return std::make_unique<fifo_transport>(std::move(o));
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<transport> make(const option_values& values, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<transport>();
+      },
+      [&] { return build(values, error); });
 }
 
 }  // namespace

@@ -72,7 +72,7 @@ option_value flag(bool b) { return {b, "test"}; }
 
 std::unique_ptr<byte_stream> open_fifo(const option_values& values, std::string& error) {
   auto t = make_transport("fifo", values);
-  auto o = t->open(open_context{"test", 1, nullptr});
+  auto o = open_endpoint(*t, open_context{"test", 1, nullptr});
   return open_now(*o, error);
 }
 
@@ -121,7 +121,7 @@ TEST_CASE("a write-only endpoint's bytes reach a python3 reader") {
   make_fifo(path);
   SUBCASE("the opener waits, without blocking, until a reader comes") {
     auto t = make_transport("fifo", options({{"write", text(path)}}));
-    auto o = t->open(open_context{"test", 1, nullptr});
+    auto o = open_endpoint(*t, open_context{"test", 1, nullptr});
     const auto step = o->step(false);
     CHECK(step.what == open_step::kind::wait);
     CHECK(step.handle == -1);
@@ -170,7 +170,7 @@ TEST_CASE("create: true makes the missing FIFOs, mode 0600") {
   const auto out = dir / "out";
   auto t = make_transport(
       "fifo", options({{"read", text(in)}, {"write", text(out)}, {"create", flag(true)}}));
-  auto o = t->open(open_context{"test", 1, nullptr});
+  auto o = open_endpoint(*t, open_context{"test", 1, nullptr});
   CHECK(o->step(false).what == open_step::kind::wait);  // no reader on `out` yet
   for (const auto& path : {in, out}) {
     struct stat st {};
@@ -315,7 +315,7 @@ TEST_CASE("no descriptor stays open after the stream or an abandoned open") {
     // The read side is open while the opener waits for a reader of `out`.
     auto t = make_transport(
         "fifo", options({{"read", text(in)}, {"write", text(out)}, {"create", flag(true)}}));
-    auto o = t->open(open_context{"test", 1, nullptr});
+    auto o = open_endpoint(*t, open_context{"test", 1, nullptr});
     CHECK(o->step(false).what == open_step::kind::wait);
   }
   CHECK(count_open_fds() == before);

@@ -70,34 +70,39 @@ class firewall_filter final : public filter {
   firewall_filter(const policy& p, bool drop, const open_context& context)
       : judges_{judge(p), judge(p)}, drop_(drop), sink_(context.log) {}
 
-  filter_result on_message(direction d, message& m, std::string& error) override {
-    std::optional<firewall::refusal> refused;
-    try {
-      refused = judges_[index(d)].check(m.bytes());
-    } catch (const std::bad_alloc&) {
-      refused = firewall::refusal{0, "message", make_error_code(errc::out_of_memory).message()};
-    }
-    if (!refused) return filter_result::pass;
-    // A message an earlier filter rewrote no longer maps onto the stream.
-    std::string text = "firewall: " + firewall::describe(*refused, m.replaced() ? 0 : m.offset());
-    if (m.replaced()) text += " (offset in the message as an earlier filter rewrote it)";
-    if (!drop_) {
-      error = std::move(text);
-      return filter_result::fail;
-    }
-    ++dropped_[index(d)];
-    if (sink_)
-      sink_->line(text + "; message " + std::to_string(m.sequence()) + " " +
-                  std::string(to_string(d)) + " dropped");
-    return filter_result::drop;
+  filter_result on_message(direction d, message& m, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return filter_result::fail; }, [&]() -> filter_result {
+      std::optional<firewall::refusal> refused;
+      try {
+        refused = judges_[index(d)].check(m.bytes());
+      } catch (const std::bad_alloc&) {
+        refused = firewall::refusal{0, "message", make_error_code(errc::out_of_memory).message()};
+      }
+      if (!refused) return filter_result::pass;
+      // A message an earlier filter rewrote no longer maps onto the stream.
+      std::string text = "firewall: " + firewall::describe(*refused, m.replaced() ? 0 : m.offset());
+      if (m.replaced()) text += " (offset in the message as an earlier filter rewrote it)";
+      if (!drop_) {
+        error = std::move(text);
+        return filter_result::fail;
+      }
+      ++dropped_[index(d)];
+      if (sink_)
+        sink_->line(text + "; message " + std::to_string(m.sequence()) + " " +
+                    std::string(to_string(d)) + " dropped");
+      return filter_result::drop;
+    });
   }
 
-  filter_result on_end(direction d, std::string&) override {
-    const std::uint64_t n = dropped_[index(d)];
-    if (drop_ && sink_)
-      sink_->line("firewall: " + std::string(to_string(d)) + " ended, " + std::to_string(n) +
-                  (n == 1 ? " message" : " messages") + " refused and dropped");
-    return filter_result::pass;
+  // Only a count for the log: one there is no memory to say is not said.
+  filter_result on_end(direction d, std::string&) noexcept override {
+    return guarded([](std::string_view) { return filter_result::pass; }, [&]() -> filter_result {
+      const std::uint64_t n = dropped_[index(d)];
+      if (drop_ && sink_)
+        sink_->line("firewall: " + std::string(to_string(d)) + " ended, " + std::to_string(n) +
+                    (n == 1 ? " message" : " messages") + " refused and dropped");
+      return filter_result::pass;
+    });
   }
 
  private:
@@ -113,27 +118,31 @@ class firewall_factory final : public filter_factory {
  public:
   firewall_factory(policy p, bool drop) : policy_(std::move(p)), drop_(drop) {}
 
-  std::unique_ptr<filter> make(const open_context& context) override {
-    return std::make_unique<firewall_filter>(policy_, drop_, context);
+  std::unique_ptr<filter> make(const open_context& context, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<filter>(); }, [&] {
+      return std::unique_ptr<filter>(std::make_unique<firewall_filter>(policy_, drop_, context));
+    });
   }
 
-  std::string describe() const override {
-    std::string text = "firewall allow=" + std::to_string(policy_.allowed_count()) +
-                       " defaults=" + (policy_.safe_defaults() ? "safe" : "none") + " ext=";
-    switch (policy_.ext()) {
-      case ext_mode::deny: text += "deny"; break;
-      case ext_mode::allow: text += "allow"; break;
-      case ext_mode::listed:
-        for (std::size_t i = 0; i < policy_.ext_codes().size(); ++i) {
-          if (i) text += ',';
-          text += std::to_string(policy_.ext_codes()[i]);
-        }
-        break;
-    }
-    text += std::string(" persid=") + (policy_.allows_persid() ? "allow" : "deny") +
-            " on_deny=" + (drop_ ? "drop" : "error") +
-            " unpickler=" + (policy_.reused_unpickler() ? "reused" : "fresh");
-    return text;
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      std::string text = "firewall allow=" + std::to_string(policy_.allowed_count()) +
+                         " defaults=" + (policy_.safe_defaults() ? "safe" : "none") + " ext=";
+      switch (policy_.ext()) {
+        case ext_mode::deny: text += "deny"; break;
+        case ext_mode::allow: text += "allow"; break;
+        case ext_mode::listed:
+          for (std::size_t i = 0; i < policy_.ext_codes().size(); ++i) {
+            if (i) text += ',';
+            text += std::to_string(policy_.ext_codes()[i]);
+          }
+          break;
+      }
+      text += std::string(" persid=") + (policy_.allows_persid() ? "allow" : "deny") +
+              " on_deny=" + (drop_ ? "drop" : "error") +
+              " unpickler=" + (policy_.reused_unpickler() ? "reused" : "fresh");
+      return text;
+    });
   }
 
  private:
@@ -168,7 +177,7 @@ bool read_ext(const option_values& values, policy& p, option_error& error) {
   return true;
 }
 
-std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {
+std::unique_ptr<filter_factory> build(const option_values& values, option_error& error) {
   policy p;
   const option_value::list allow = *values.get_list("allow");
   for (const std::string& entry : allow) {
@@ -183,6 +192,16 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
   if (!read_ext(values, p, error)) return nullptr;
   const bool drop = *values.get_string("on_deny") == "drop";
   return std::make_unique<firewall_factory>(std::move(p), drop);
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<filter_factory>();
+      },
+      [&] { return build(values, error); });
 }
 
 }  // namespace

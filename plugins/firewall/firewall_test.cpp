@@ -95,7 +95,7 @@ std::vector<hostile_case> hostile_cases() {
 // A log sink that keeps its lines.
 struct captured_log final : log_sink {
   std::vector<std::string> lines;
-  void line(std::string_view text) override { lines.emplace_back(text); }
+  void line(std::string_view text) noexcept override { lines.emplace_back(text); }
 };
 
 option_value text(std::string value) { return {std::move(value), "test"}; }
@@ -465,7 +465,7 @@ TEST_CASE("the filter describes its options and refuses malformed ones") {
 
 TEST_CASE("on_deny: error fails the instance with the global and the stream offset") {
   auto factory = make_filter("firewall", options({}));
-  auto f = factory->make(open_context{"test", 1, nullptr});
+  auto f = make_instance(*factory, open_context{"test", 1, nullptr});
   const auto hostile = to_bytes("cos\nsystem\n(S'ls'\ntR.");
   const auto benign = to_bytes("\x80\x02]q\x00."s);
   std::string error;
@@ -479,7 +479,7 @@ TEST_CASE("on_deny: error fails the instance with the global and the stream offs
 TEST_CASE("on_deny: drop logs and counts each refused message and goes on") {
   auto factory = make_filter("firewall", options({{"on_deny", text("drop")}}));
   captured_log log;
-  auto f = factory->make(open_context{"test", 1, &log});
+  auto f = make_instance(*factory, open_context{"test", 1, &log});
   const auto hostile = to_bytes("\x80\x02\x63\x62uiltins\neval\nX\x01\x00\x00\x00\x31\x85R."s);
   const auto benign = to_bytes("\x80\x02]q\x00."s);
   std::string error;

@@ -97,13 +97,16 @@ class log_filter final : public filter {
 
   // The log only observes: a record it cannot get the memory for is
   // dropped and counted, and the message goes on.
-  filter_result on_message(direction d, message& m, std::string&) override {
-    try {
-      log_message(d, m);
-    } catch (const std::bad_alloc&) {
-      ++dropped_;
-    }
-    return filter_result::pass;
+  filter_result on_message(direction d, message& m, std::string&) noexcept override {
+    return guarded(
+        [&](std::string_view) {
+          ++dropped_;
+          return filter_result::pass;
+        },
+        [&] {
+          log_message(d, m);
+          return filter_result::pass;
+        });
   }
 
  private:
@@ -143,19 +146,23 @@ class log_factory final : public filter_factory {
   log_factory(lg::writer_options options, std::string written_path)
       : options_(std::move(options)), written_path_(std::move(written_path)) {}
 
-  std::unique_ptr<filter> make(const open_context& context) override {
-    if (!writer_) writer_ = std::make_shared<lg::writer>(options_);
-    return std::make_unique<log_filter>(writer_, options_.format, context);
+  std::unique_ptr<filter> make(const open_context& context, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<filter>(); }, [&]() -> std::unique_ptr<filter> {
+      if (!writer_) writer_ = std::make_shared<lg::writer>(options_);
+      return std::make_unique<log_filter>(writer_, options_.format, context);
+    });
   }
 
-  std::string describe() const override {
-    const auto& f = options_.format;
-    std::string text = "log path=" + written_path_ +
-                       " format=" + (f.form == lg::format::jsonl ? "jsonl" : "text");
-    if (f.dis) text += " dis";
-    if (f.hex) text += " hex hex_limit=" + std::to_string(f.hex_limit);
-    text += " max_record=" + std::to_string(f.max_record);
-    return text + " queue=" + std::to_string(options_.max_records);
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      const auto& f = options_.format;
+      std::string text = "log path=" + written_path_ +
+                         " format=" + (f.form == lg::format::jsonl ? "jsonl" : "text");
+      if (f.dis) text += " dis";
+      if (f.hex) text += " hex hex_limit=" + std::to_string(f.hex_limit);
+      text += " max_record=" + std::to_string(f.max_record);
+      return text + " queue=" + std::to_string(options_.max_records);
+    });
   }
 
  private:
@@ -181,7 +188,7 @@ std::string path_problem(const std::filesystem::path& path) {
   return "";
 }
 
-std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {
+std::unique_ptr<filter_factory> build(const option_values& values, option_error& error) {
   lg::writer_options o;
   const std::string path = *values.get_string("path");  // required
   if (path.empty()) {
@@ -226,6 +233,16 @@ std::unique_ptr<filter_factory> make(const option_values& values, option_error& 
   }
   o.max_records = static_cast<std::size_t>(queue);
   return std::make_unique<log_factory>(std::move(o), path);
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<filter_factory>();
+      },
+      [&] { return build(values, error); });
 }
 
 }  // namespace

@@ -182,7 +182,7 @@ const std::vector<std::string> contract_fields = {"ts",   "session", "instance",
 // What the instances' log sink received.
 class recording_sink final : public log_sink {
  public:
-  void line(std::string_view text) override {
+  void line(std::string_view text) noexcept override {
     const std::lock_guard lock(mutex_);
     lines_.emplace_back(text);
   }
@@ -244,7 +244,7 @@ std::string log_of(const std::vector<sent>& messages,
   {
     auto factory = make_filter("log", all);
     recording_sink sink;
-    auto f = factory->make(open_context{"test", 1, &sink});
+    auto f = make_instance(*factory, open_context{"test", 1, &sink});
     for (const auto& m : messages) {
       message msg(view(m.bytes), m.sequence);
       std::string error;
@@ -747,7 +747,7 @@ TEST_CASE("instances of a session share the file, each record whole and each ins
                                                {"format", text("jsonl")},
                                                {"queue", number(10 * count)}}));
     std::vector<std::unique_ptr<filter>> instances;
-    for (std::uint64_t i = 1; i <= 3; ++i) instances.push_back(factory->make(open_context{"shared", i, nullptr}));
+    for (std::uint64_t i = 1; i <= 3; ++i) instances.push_back(make_instance(*factory, open_context{"shared", i, nullptr}));
     factory.reset();  // the instances keep the writer
     const std::string pickle("\x80\x05K\x07.");
     for (int n = 1; n <= count; ++n) {
@@ -783,7 +783,7 @@ TEST_CASE("a log that takes nothing drops records and counts them, never blockin
                                              {"format", text("jsonl")},
                                              {"queue", number(4)}}));
   recording_sink sink;
-  auto f = factory->make(open_context{"full", 1, &sink});
+  auto f = make_instance(*factory, open_context{"full", 1, &sink});
   const std::string pickle("\x80\x05\x8c\x10" "sixteen bytes!!!\x94.");
   const auto send = [&](std::uint64_t sequence) {
     message m(view(pickle), sequence);
@@ -846,7 +846,7 @@ TEST_CASE("at the end, a log that takes nothing holds nothing up, and what it lo
   ::fcntl(reader.get(), F_SETPIPE_SZ, 4096);
   auto factory = make_filter("log", options({{"path", text(fifo.string())}, {"queue", number(100)}}));
   recording_sink sink;
-  auto f = factory->make(open_context{"stuck", 1, &sink});
+  auto f = make_instance(*factory, open_context{"stuck", 1, &sink});
   const std::string pickle("\x80\x05\x8c\x10" "sixteen bytes!!!\x94.");
   for (std::uint64_t n = 1; n <= 100; ++n) {
     message m(view(pickle), n);

@@ -36,14 +36,14 @@ class newline_filter final : public filter {
  public:
   newline_filter(line_end a, line_end b) : a_(a), b_(b) {}
 
-  filter_result on_message(direction d, message& m, std::string& error) override {
+  filter_result on_message(direction d, message& m, std::string& error) noexcept override {
     const line_end to = d == direction::a_to_b ? b_ : a_;
-    translator::result result = translator::result::failed;
-    try {
-      result = translator_.translate(m.bytes(), m.info(), to, error);
-    } catch (const std::bad_alloc&) {
-      error = "newline: " + make_error_code(errc::out_of_memory).message();
-    }
+    const translator::result result = guarded(
+        [&](std::string_view) {
+          error = "newline: " + make_error_code(errc::out_of_memory).message();
+          return translator::result::failed;
+        },
+        [&] { return translator_.translate(m.bytes(), m.info(), to, error); });
     switch (result) {
       case translator::result::unchanged:
         return filter_result::pass;
@@ -66,7 +66,7 @@ class newline_filter final : public filter {
 // Both sides alike: nothing to translate, nothing to walk.
 class pass_through final : public filter {
  public:
-  filter_result on_message(direction, message&, std::string&) override {
+  filter_result on_message(direction, message&, std::string&) noexcept override {
     return filter_result::pass;
   }
 };
@@ -75,16 +75,20 @@ class newline_factory final : public filter_factory {
  public:
   newline_factory(line_end a, line_end b) : a_(a), b_(b) {}
 
-  std::unique_ptr<filter> make(const open_context&) override {
-    if (a_ == b_) return std::make_unique<pass_through>();
-    return std::make_unique<newline_filter>(a_, b_);
+  std::unique_ptr<filter> make(const open_context&, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<filter>(); }, [&]() -> std::unique_ptr<filter> {
+      if (a_ == b_) return std::make_unique<pass_through>();
+      return std::make_unique<newline_filter>(a_, b_);
+    });
   }
 
-  std::string describe() const override {
-    std::string text =
-        "newline a=" + std::string(to_string(a_)) + " b=" + std::string(to_string(b_));
-    if (a_ == b_) text += " (pass-through)";
-    return text;
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      std::string text =
+          "newline a=" + std::string(to_string(a_)) + " b=" + std::string(to_string(b_));
+      if (a_ == b_) text += " (pass-through)";
+      return text;
+    });
   }
 
  private:
@@ -105,12 +109,22 @@ bool read_line_end(const option_values& values, std::string_view side, line_end&
   return false;
 }
 
-std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) {
+std::unique_ptr<filter_factory> build(const option_values& values, option_error& error) {
   line_end a{};
   line_end b{};
   if (!read_line_end(values, "a", a, error) || !read_line_end(values, "b", b, error))
     return nullptr;
   return std::make_unique<newline_factory>(a, b);
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<filter_factory>();
+      },
+      [&] { return build(values, error); });
 }
 
 }  // namespace

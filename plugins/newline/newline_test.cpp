@@ -31,7 +31,7 @@ struct newline {
 
   newline(const char* a, const char* b)
       : factory(make_filter("newline", options({{"a", choice(a)}, {"b", choice(b)}}))),
-        instance(factory->make(open_context{"test", 1, nullptr})) {}
+        instance(make_instance(*factory, open_context{"test", 1, nullptr})) {}
 };
 
 // What the filter made of one message.

@@ -57,9 +57,20 @@ class spawned_child final : public child_process {
     }
   }
 
-  int exit_handle() const override { return pidfd_.get(); }
+  int exit_handle() const noexcept override { return pidfd_.get(); }
 
-  std::optional<std::string> reap() override {
+  std::optional<std::string> reap() noexcept override {
+    return guarded([](std::string_view why) { return std::optional<std::string>(std::string(why)); },
+                   [&] { return reap_now(); });
+  }
+
+  void terminate() noexcept override { send(SIGTERM); }
+  void kill() noexcept override { send(SIGKILL); }
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  std::optional<std::string> reap_now() {
     if (status_) return status_;
     int status = 0;
     pid_t r;
@@ -72,13 +83,7 @@ class spawned_child final : public child_process {
     return status_;
   }
 
-  void terminate() override { send(SIGTERM); }
-  void kill() override { send(SIGKILL); }
-
-  pid_t pid() const { return pid_; }
-
- private:
-  void send(int sig) {
+  void send(int sig) noexcept {
     if (status_) return;
     // ESRCH from the group: the child left it (setsid); it is still ours.
     if (::kill(-pid_, sig) < 0) ::kill(pid_, sig);
@@ -99,15 +104,17 @@ class spawn_stream final : public byte_stream {
         peer_(std::move(peer)) {}
 
   // Members end in reverse order: the child first (killed and reaped if it
-  // still runs), then the log pump, which can then drain and stop, then
-  // the channel's pipes.
+  // still runs), then the log pump, which can then drain its pipes and
+  // stop watching them, then the channel's pipes.
   ~spawn_stream() override = default;
 
-  io_result read(std::span<std::uint8_t> into) override { return channel_->read(into); }
-  io_result write(std::span<const std::uint8_t> from) override { return channel_->write(from); }
-  std::error_code close_write() override { return channel_->close_write(); }
-  child_process* child() override { return child_.get(); }
-  std::string peer() const override { return peer_; }
+  io_result read(std::span<std::uint8_t> into) noexcept override { return channel_->read(into); }
+  io_result write(std::span<const std::uint8_t> from) noexcept override { return channel_->write(from); }
+  std::error_code close_write() noexcept override { return channel_->close_write(); }
+  child_process* child() noexcept override { return child_.get(); }
+  std::string peer() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&] { return peer_; });
+  }
 
  private:
   std::unique_ptr<fd_stream> channel_;
@@ -237,7 +244,7 @@ std::string command_line(const std::vector<std::string>& command) {
   return out;
 }
 
-std::unique_ptr<byte_stream> start_child(const child_options& o, log_sink* log,
+std::unique_ptr<byte_stream> start_child(const child_options& o, log_sink* log, watcher* loop,
                                          std::string& error) {
   const std::string& program = o.command.front();
   auto fail = [&](const std::string& why) -> std::unique_ptr<byte_stream> {
@@ -247,6 +254,9 @@ std::unique_ptr<byte_stream> start_child(const child_options& o, log_sink* log,
   auto fail_errno = [&](const std::string& what, int code) {
     return fail(what + ": " + errno_text(code));
   };
+
+  const bool logs = o.channel == channel_mode::fds || o.stderr_to == stderr_mode::log;
+  if (logs && !loop) return fail("no loop to read the child's output for the log on");
 
   // posix_spawn reports a failed chdir like a failed exec; say which.
   if (!o.cwd.empty()) {
@@ -348,8 +358,9 @@ std::unique_ptr<byte_stream> start_child(const child_options& o, log_sink* log,
   if (stdout_log) log_pipes.push_back(std::move(stdout_log->read));
   if (stderr_log) log_pipes.push_back(std::move(stderr_log->read));
   if (!log_pipes.empty()) {
-    pump = log_pump::start(std::move(log_pipes), log, ec);
-    if (!pump) return fail(peer + ": cannot start reading its output for the log: " + ec.message());
+    std::string why;
+    pump = log_pump::start(std::move(log_pipes), log, *loop, why);
+    if (!pump) return fail(peer + ": cannot start reading its output for the log: " + why);
   }
 
   return std::make_unique<spawn_stream>(

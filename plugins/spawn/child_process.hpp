@@ -29,13 +29,13 @@ struct child_options {
 // without waiting for anything else.
 //
 // `log` receives the lines of the child's standard error (`stderr: log`)
-// and, with `channel: fds`, of its standard output. They are read on a
-// thread of the stream's own, which calls log->line() from there: this
-// relies on the core's sink being thread-safe, and on it outliving the
-// stream (whose destructor joins that thread). With no sink, the lines go
-// to pickleway's standard error.
+// and, with `channel: fds`, of its standard output. They are read when
+// `loop` (the core's, open_context::watch) finds their pipes readable, on
+// its thread; the stream's destructor forwards what is left. Both must
+// outlive the stream; `loop` may be null only when nothing goes to the
+// log. With no sink, the lines go to pickleway's standard error.
 std::unique_ptr<byte_stream> start_child(const child_options& options, log_sink* log,
-                                         std::string& error);
+                                         watcher* loop, std::string& error);
 
 // "python3 producer.py", with shell quoting where a word needs it.
 std::string command_line(const std::vector<std::string>& command);

@@ -7,24 +7,26 @@
 #include <pickleway/transport.hpp>
 #include <string>
 #include <system_error>
-#include <thread>
 #include <vector>
 
 namespace pickleway::spawn {
 
-// One thread per child reads its log pipes and calls sink->line() for each
-// line, from that thread: the core's sink is thread-safe. The thread ends
-// when every pipe has closed, or when the pump is destroyed.
+// The core's loop watches the child's log pipes (open_context::watch); the
+// pump reads what is there each time one is readable, and calls
+// sink->line() for each whole line, so everything runs on the loop thread
+// and a child costs no thread of its own. A pipe is given up once it has
+// closed, or when the pump is destroyed.
 class log_pump {
  public:
-  // Starts the thread; nullptr and `error` when it cannot. `sink` may be
-  // null (lines then go to standard error) and must outlive the pump.
+  // Starts watching; nullptr and `error` when it cannot. `sink` may be
+  // null (lines then go to standard error); it and `loop` must outlive
+  // the pump.
   static std::unique_ptr<log_pump> start(std::vector<unique_fd> pipes, log_sink* sink,
-                                         std::error_code& error);
+                                         watcher& loop, std::string& error);
 
-  // Forwards what is already in the pipes, then stops and joins the thread.
+  // Forwards what is already in the pipes, then stops watching them.
   // Destroy the pump after the child is gone: a descendant that keeps a
-  // pipe open then cannot keep the destructor waiting.
+  // pipe open then cannot make the destructor read for ever.
   ~log_pump();
 
   log_pump(const log_pump&) = delete;
@@ -34,18 +36,22 @@ class log_pump {
   struct source {
     unique_fd fd;
     std::string partial;  // the line read so far, without its end
+    std::unique_ptr<watch> watching;
   };
 
-  log_pump(std::vector<unique_fd> pipes, log_sink* sink, unique_fd stop);
-  void run();
-  // Reads once from `s`; false when the pipe has closed or failed.
+  explicit log_pump(log_sink* sink) : sink_(sink) {}
+  // The loop's callback: reads what `s` has; at its end, gives it up. A
+  // line there is no memory for is lost; the pump goes on.
+  void readable(source& s) noexcept;
+  // Reads once from `s`; false when nothing more is there for now, or the
+  // pipe has closed or failed (then s.fd is reset).
   bool read_some(source& s);
+  // Passes on the last line, even without its newline, and closes `s`.
+  void close(source& s);
   void emit(std::string_view line);
 
-  std::vector<source> sources_;
+  std::vector<std::unique_ptr<source>> sources_;  // stable: the callbacks point at them
   log_sink* sink_;
-  unique_fd stop_;  // an eventfd: readable once the destructor asks the thread to stop
-  std::thread thread_;
 };
 
 }  // namespace pickleway::spawn

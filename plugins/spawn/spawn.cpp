@@ -34,19 +34,22 @@ constexpr option_spec spawn_options[] = {
 
 class spawn_opener final : public opener {
  public:
-  spawn_opener(std::shared_ptr<const child_options> options, log_sink* log)
-      : options_(std::move(options)), log_(log) {}
+  spawn_opener(std::shared_ptr<const child_options> options, log_sink* log, watcher* loop)
+      : options_(std::move(options)), log_(log), loop_(loop) {}
 
   // Starting a child does not wait for anything: one step.
-  open_step step(bool) override {
-    std::string error;
-    auto stream = start_child(*options_, log_, error);
-    return stream ? open_step::ready(std::move(stream)) : open_step::fail(std::move(error));
+  open_step step(bool) noexcept override {
+    return guarded([](std::string_view why) { return open_step::fail(std::string(why)); }, [&]() -> open_step {
+      std::string error;
+      auto stream = start_child(*options_, log_, loop_, error);
+      return stream ? open_step::ready(std::move(stream)) : open_step::fail(std::move(error));
+    });
   }
 
  private:
   std::shared_ptr<const child_options> options_;
   log_sink* log_;
+  watcher* loop_;
 };
 
 class spawn_transport final : public transport {
@@ -54,28 +57,32 @@ class spawn_transport final : public transport {
   explicit spawn_transport(child_options options)
       : options_(std::make_shared<const child_options>(std::move(options))) {}
 
-  std::unique_ptr<opener> open(const open_context& context) override {
-    return std::make_unique<spawn_opener>(options_, context.log);
+  std::unique_ptr<opener> open(const open_context& context, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<opener>(); }, [&] {
+      return std::unique_ptr<opener>(std::make_unique<spawn_opener>(options_, context.log, context.watch));
+    });
   }
 
   // "spawn python3 producer.py", then the options that are not defaults.
-  std::string describe() const override {
-    std::string text = "spawn " + command_line(options_->command);
-    std::vector<std::string> notes;
-    if (options_->channel == channel_mode::fds) notes.emplace_back("channel fds");
-    if (options_->stderr_to == stderr_mode::discard) notes.emplace_back("stderr discard");
-    if (options_->stderr_to == stderr_mode::log) notes.emplace_back("stderr log");
-    if (!options_->cwd.empty()) notes.push_back("cwd " + options_->cwd);
-    for (std::size_t i = 0; i < notes.size(); ++i) text += (i == 0 ? " (" : ", ") + notes[i];
-    if (!notes.empty()) text += ')';
-    return text;
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      std::string text = "spawn " + command_line(options_->command);
+      std::vector<std::string> notes;
+      if (options_->channel == channel_mode::fds) notes.emplace_back("channel fds");
+      if (options_->stderr_to == stderr_mode::discard) notes.emplace_back("stderr discard");
+      if (options_->stderr_to == stderr_mode::log) notes.emplace_back("stderr log");
+      if (!options_->cwd.empty()) notes.push_back("cwd " + options_->cwd);
+      for (std::size_t i = 0; i < notes.size(); ++i) text += (i == 0 ? " (" : ", ") + notes[i];
+      if (!notes.empty()) text += ')';
+      return text;
+    });
   }
 
  private:
   std::shared_ptr<const child_options> options_;
 };
 
-std::unique_ptr<transport> make(const option_values& values, option_error& error) {
+std::unique_ptr<transport> build(const option_values& values, option_error& error) {
   child_options o;
   o.command = *values.get_list("command");  // required
   if (o.command.empty() || o.command.front().empty()) {
@@ -104,6 +111,16 @@ std::unique_ptr<transport> make(const option_values& values, option_error& error
     return nullptr;
   }
   return std::make_unique<spawn_transport>(std::move(o));
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<transport> make(const option_values& values, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<transport>();
+      },
+      [&] { return build(values, error); });
 }
 
 }  // namespace

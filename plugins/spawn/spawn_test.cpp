@@ -8,11 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <random>
 
 #include "pickleway/fd_stream.hpp"
@@ -24,29 +22,29 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-// What a test's log sink received; lines arrive on the stream's log thread.
+// The loop the children's log pipes are watched on: this thread's, run
+// whenever a test waits.
+poll_watcher& test_loop() {
+  static poll_watcher loop;
+  return loop;
+}
+
+// What a test's log sink received.
 class recording_sink final : public log_sink {
  public:
-  void line(std::string_view text) override {
-    const std::lock_guard lock(mutex_);
-    lines_.emplace_back(text);
-    changed_.notify_all();
-  }
-  // Waits until `text` has been logged as a whole line.
+  void line(std::string_view text) noexcept override { lines_.emplace_back(text); }
+  // Runs the loop until `text` has been logged as a whole line.
   bool wait_for(const std::string& text, std::chrono::milliseconds deadline = 10s) {
-    std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, deadline, [&] {
-      return std::find(lines_.begin(), lines_.end(), text) != lines_.end();
-    });
+    const auto end = clock::now() + deadline;
+    while (std::find(lines_.begin(), lines_.end(), text) == lines_.end()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now());
+      if (left.count() <= 0 || !test_loop().run_once(left)) return false;
+    }
+    return true;
   }
-  std::vector<std::string> lines() {
-    const std::lock_guard lock(mutex_);
-    return lines_;
-  }
+  const std::vector<std::string>& lines() const { return lines_; }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
   std::vector<std::string> lines_;
 };
 
@@ -68,7 +66,7 @@ const char* const echo_code =
 
 std::unique_ptr<byte_stream> spawn(const option_values& values, log_sink* sink = nullptr) {
   auto t = make_transport("spawn", values);
-  auto o = t->open(open_context{"test", 1, sink});
+  auto o = open_endpoint(*t, open_context{"test", 1, sink, &test_loop()});
   std::string error;
   auto s = open_now(*o, error);
   REQUIRE_MESSAGE(s, error);
@@ -77,7 +75,7 @@ std::unique_ptr<byte_stream> spawn(const option_values& values, log_sink* sink =
 
 std::string open_error(const option_values& values) {
   auto t = make_transport("spawn", values);
-  auto o = t->open(open_context{"test", 1, nullptr});
+  auto o = open_endpoint(*t, open_context{"test", 1, nullptr, &test_loop()});
   std::string error;
   auto s = open_now(*o, error);
   CHECK_FALSE(s);
@@ -97,7 +95,8 @@ pid_t pid_of(const byte_stream& s) {
 }
 
 // Writes `out` (then closes the writing side) while reading to EOF into
-// `in`, waiting on both directions at once, as the core's loop does.
+// `in`, waiting on both directions at once, and on the log pipes the loop
+// watches, as the core's loop does.
 bool exchange(byte_stream& s, std::string_view out, std::string& in,
               std::chrono::milliseconds deadline = 20s) {
   const auto end = clock::now() + deadline;
@@ -143,9 +142,7 @@ bool exchange(byte_stream& s, std::string_view out, std::string& in,
     }
     if (!moved) {  // both directions wait
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now());
-      if (left.count() <= 0 ||
-          ::poll(waits.data(), waits.size(), static_cast<int>(left.count())) <= 0)
-        return false;
+      if (left.count() <= 0 || !test_loop().run_once(left, &waits)) return false;
     }
   }
   return true;
@@ -325,8 +322,9 @@ TEST_CASE("stderr: log sends each line of the child's stderr to the log sink") {
   CHECK(sink.wait_for("first line"));
   CHECK(sink.wait_for("second line"));
   CHECK(sink.wait_for("unterminated"));
-  s.reset();  // joins the log thread
+  s.reset();  // forwards what is left and stops watching
   CHECK(sink.lines() == std::vector<std::string>{"first line", "second line", "unterminated"});
+  CHECK(test_loop().watched() == 0);
 }
 
 TEST_CASE("stderr: discard gives the child /dev/null as its stderr") {

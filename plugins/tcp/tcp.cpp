@@ -108,43 +108,49 @@ class tcp_transport final : public transport {
         tls_(std::move(tls)),
         backlog_(backlog) {}
 
-  bool listens() const override { return role_.listens; }
+  bool listens() const noexcept override { return role_.listens; }
 
   // Connections beyond what the core takes wait in the backlog: the core
   // stops accepting at max_instances.
-  std::unique_ptr<listener> listen(std::string& error) override {
-    const std::string what = "tcp " + role_.target;
-    const auto addresses = resolve(target_, error);
-    if (addresses.empty()) {
-      error = what + ": " + error;
+  std::unique_ptr<listener> listen(std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<listener>(); }, [&]() -> std::unique_ptr<listener> {
+      const std::string what = "tcp " + role_.target;
+      const auto addresses = resolve(target_, error);
+      if (addresses.empty()) {
+        error = what + ": " + error;
+        return nullptr;
+      }
+      // A name may have several addresses; the listener has one socket, so
+      // it takes the first that binds.
+      std::string why;
+      for (const auto& at : addresses) {
+        unique_fd fd;
+        const std::string failure = listen_on(at, backlog_, fd);
+        if (failure.empty())
+          return std::make_unique<sockets::socket_listener>(std::move(fd), "tcp", upgrade());
+        why += (why.empty() ? "" : "; ") + (at.text == role_.target ? "" : at.text + ": ") + failure;
+      }
+      error = what + ": " + why;
       return nullptr;
-    }
-    // A name may have several addresses; the listener has one socket, so
-    // it takes the first that binds.
-    std::string why;
-    for (const auto& at : addresses) {
-      unique_fd fd;
-      const std::string failure = listen_on(at, backlog_, fd);
-      if (failure.empty())
-        return std::make_unique<sockets::socket_listener>(std::move(fd), "tcp", upgrade());
-      why += (why.empty() ? "" : "; ") + (at.text == role_.target ? "" : at.text + ": ") + failure;
-    }
-    error = what + ": " + why;
-    return nullptr;
+    });
   }
 
-  std::unique_ptr<opener> open(const open_context& context) override {
-    if (role_.listens) return sockets::refuse_open(*this);
-    // Resolved again on each attempt: a name may come to resolve, or move.
-    auto resolver = [target = target_](std::string& error) { return resolve(target, error); };
-    return std::make_unique<sockets::connecting_opener>("tcp connect", role_.target, retry_,
-                                                        std::move(resolver), context.log,
-                                                        upgrade());
+  std::unique_ptr<opener> open(const open_context& context, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<opener>(); }, [&]() -> std::unique_ptr<opener> {
+      if (role_.listens) return sockets::refuse_open(*this);
+      // Resolved again on each attempt: a name may come to resolve, or move.
+      auto resolver = [target = target_](std::string& why) { return resolve(target, why); };
+      return std::make_unique<sockets::connecting_opener>("tcp connect", role_.target, retry_,
+                                                          std::move(resolver), context.log,
+                                                          upgrade());
+    });
   }
 
-  std::string describe() const override {
-    return std::string("tcp ") + (role_.listens ? "listen " : "connect ") + role_.target +
-           (tls_ ? ", " + tls_->describe() : "");
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      return std::string("tcp ") + (role_.listens ? "listen " : "connect ") + role_.target +
+             (tls_ ? ", " + tls_->describe() : "");
+    });
   }
 
  private:
@@ -166,7 +172,7 @@ class tcp_transport final : public transport {
   int backlog_;
 };
 
-std::unique_ptr<transport> make(const option_values& options, option_error& error) {
+std::unique_ptr<transport> build(const option_values& options, option_error& error) {
   auto role = sockets::read_role(options, error);
   if (!role) return nullptr;
   const char* option = role->listens ? "listen" : "connect";
@@ -193,6 +199,16 @@ std::unique_ptr<transport> make(const option_values& options, option_error& erro
   const auto backlog = sockets::read_backlog(options, role->listens, error);
   if (!backlog) return nullptr;
   return std::make_unique<tcp_transport>(std::move(*role), *target, *retry, std::move(tls), *backlog);
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<transport> make(const option_values& options, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<transport>();
+      },
+      [&] { return build(options, error); });
 }
 
 }  // namespace

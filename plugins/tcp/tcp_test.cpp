@@ -56,7 +56,7 @@ std::string port_of(const std::string& address) { return address.substr(address.
 connection connect_to(listening& l, const std::string& address) {
   auto endpoint = make_transport("tcp", options({{"connect", text(address)}}));
   REQUIRE_FALSE(endpoint->listens());
-  auto o = endpoint->open({});
+  auto o = open_endpoint(*endpoint, {});
   connection c;
   std::string error;
   c.client = open_now(*o, error);  // completes into the backlog, before any accept
@@ -103,7 +103,7 @@ struct reserved_port {
 
 struct recording_log final : log_sink {
   std::vector<std::string> lines;
-  void line(std::string_view text) override { lines.emplace_back(text); }
+  void line(std::string_view text) noexcept override { lines.emplace_back(text); }
 };
 
 }  // namespace
@@ -192,7 +192,7 @@ TEST_CASE("A tcp connector retries with backoff until the server listens") {
       options({{"connect", text(port.address)},
                {"retry", section(options({{"initial_ms", number(10)}, {"max_ms", number(15)}}))}}));
   recording_log log;
-  auto o = endpoint->open({"retry", 1, &log});
+  auto o = open_endpoint(*endpoint, {"retry", 1, &log});
 
   // Steps the opener to its next backoff: a failed attempt.
   const auto next_backoff = [&](bool timed_out) {
@@ -237,7 +237,7 @@ TEST_CASE("A tcp connector that runs out of attempts says where, why and how oft
                                      {"retry", section(options({{"initial_ms", number(1)},
                                                                 {"max_ms", number(2)},
                                                                 {"attempts", number(3)}}))}}));
-  auto o = endpoint->open({});
+  auto o = open_endpoint(*endpoint, {});
   std::string error;
   CHECK(open_now(*o, error) == nullptr);
   CHECK(error == "tcp connect " + port.address + ": Connection refused (attempt 3 of 3)");
@@ -287,7 +287,7 @@ connection.recv(1)
 )");
   const std::string address = "127.0.0.1:" + python.line();
   auto endpoint = make_transport("tcp", options({{"connect", text(address)}}));
-  auto o = endpoint->open({});
+  auto o = open_endpoint(*endpoint, {});
   std::string error;
   auto client = open_now(*o, error);
   REQUIRE_MESSAGE(client, error);
@@ -362,7 +362,7 @@ TEST_CASE("tcp takes exactly one of listen and connect, and checks the rest") {
 
 TEST_CASE("A listening tcp endpoint is not opened by open()") {
   auto endpoint = make_transport("tcp", options({{"listen", text("127.0.0.1:0")}}));
-  auto o = endpoint->open({});
+  auto o = open_endpoint(*endpoint, {});
   std::string error;
   CHECK(open_now(*o, error) == nullptr);
   CHECK(error == "tcp listen 127.0.0.1:0: a listening endpoint opens by accepting, not by open()");

@@ -128,7 +128,7 @@ stream::~stream() {
   }
 }
 
-io_result stream::read(std::span<std::uint8_t> into) {
+io_result stream::read(std::span<std::uint8_t> into) noexcept {
   if (closing_) {
     std::error_code error;
     if (!finish_shutdown(error)) {
@@ -155,7 +155,7 @@ io_result stream::read(std::span<std::uint8_t> into) {
   }
 }
 
-io_result stream::write(std::span<const std::uint8_t> from) {
+io_result stream::write(std::span<const std::uint8_t> from) noexcept {
   if (from.empty()) return io_result::moved(0);
   ERR_clear_error();
   errno = 0;
@@ -172,7 +172,7 @@ io_result stream::write(std::span<const std::uint8_t> from) {
   }
 }
 
-std::error_code stream::close_write() {
+std::error_code stream::close_write() noexcept {
   if (closing_) return {};
   closing_ = true;
   std::error_code error;
@@ -208,7 +208,12 @@ open_step handshake::fail(const std::string& why) {
   return open_step::fail("TLS handshake with " + peer_ + " failed: " + why);
 }
 
-open_step handshake::step(bool timed_out) {
+open_step handshake::step(bool timed_out) noexcept {
+  return guarded([](std::string_view why) { return open_step::fail(std::string(why)); },
+                 [&] { return step_on(timed_out); });
+}
+
+open_step handshake::step_on(bool timed_out) {
   const auto now = std::chrono::steady_clock::now();
   if (!ssl_) {
     ERR_clear_error();

@@ -50,10 +50,12 @@ class stream final : public byte_stream {
   stream(ssl_ptr ssl, unique_fd fd, std::string peer);
   ~stream() override;  // no close_notify: an instance that did not end cleanly reads as cut short
 
-  io_result read(std::span<std::uint8_t> into) override;
-  io_result write(std::span<const std::uint8_t> from) override;
-  std::error_code close_write() override;
-  std::string peer() const override { return peer_; }
+  io_result read(std::span<std::uint8_t> into) noexcept override;
+  io_result write(std::span<const std::uint8_t> from) noexcept override;
+  std::error_code close_write() noexcept override;
+  std::string peer() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&] { return peer_; });
+  }
 
  private:
   // Sends close_notify; true once it is out and the socket is shut for
@@ -74,9 +76,10 @@ class stream final : public byte_stream {
 class handshake final : public opener {
  public:
   handshake(std::shared_ptr<const context> ctx, unique_fd fd, std::string peer);
-  open_step step(bool timed_out) override;
+  open_step step(bool timed_out) noexcept override;
 
  private:
+  open_step step_on(bool timed_out);
   open_step fail(const std::string& why);
 
   std::shared_ptr<const context> ctx_;

@@ -110,7 +110,7 @@ tls_pair handshake(tls_listener& l, const std::string& host, option_value client
   auto connector = make_transport(
       "tcp", options({{"connect", text(host + ":" + l.port)}, {"tls", std::move(client_tls)}}));
   tls_pair p;
-  auto o = connector->open({});
+  auto o = open_endpoint(*connector, {});
   std::jthread client([&] {
     const auto start = clock::now();
     p.client = open_now(*o, p.client_error);
@@ -373,7 +373,7 @@ conn.unwrap()  # close_notify
                           {pem("server.pem"), pem("server.key"), "TLSv1_3"});
     auto endpoint = make_transport("tcp", options({{"connect", text("127.0.0.1:" + server.line())},
                                                    {"tls", tls({{"ca", pem("ca.pem")}})}}));
-    auto o = endpoint->open({});
+    auto o = open_endpoint(*endpoint, {});
     std::string error;
     auto client = open_now(*o, error);
     REQUIRE_MESSAGE(client, error);
@@ -397,7 +397,7 @@ raw.recv(1)
                           {pem("server.pem"), pem("server.key"), "TLSv1_3"});
     auto endpoint = make_transport("tcp", options({{"connect", text("127.0.0.1:" + server.line())},
                                                    {"tls", tls({{"ca", pem("ca.pem")}})}}));
-    auto o = endpoint->open({});
+    auto o = open_endpoint(*endpoint, {});
     std::string error;
     auto client = open_now(*o, error);
     REQUIRE_MESSAGE(client, error);
@@ -426,7 +426,7 @@ conn.unwrap()
                           {pem("server.pem"), pem("server.key"), version});
     auto endpoint = make_transport("tcp", options({{"connect", text("127.0.0.1:" + server.line())},
                                                    {"tls", tls({{"ca", pem("ca.pem")}})}}));
-    auto o = endpoint->open({});
+    auto o = open_endpoint(*endpoint, {});
     std::string error;
     auto client = open_now(*o, error);
     REQUIRE_MESSAGE(client, error);

@@ -110,39 +110,45 @@ class unix_transport final : public transport {
                  int backlog)
       : listens_(listens), at_(std::move(at)), mode_(mode), retry_(retry), backlog_(backlog) {}
 
-  bool listens() const override { return listens_; }
+  bool listens() const noexcept override { return listens_; }
 
-  std::unique_ptr<listener> listen(std::string& error) override {
-    const auto refuse = [&](const std::string& why) -> std::unique_ptr<listener> {
-      error = "unix " + at_.text + ": " + why;
-      return nullptr;
-    };
-    const bool file = !is_abstract(at_.text);
-    if (file)
-      if (const auto why = make_room(at_)) return refuse(*why);
-    unique_fd fd = sockets::new_socket(AF_UNIX);
-    if (!fd) return refuse(error_text(errno));
-    if (::bind(fd.get(), at_.get(), at_.length) < 0)
-      return refuse(errno == EADDRINUSE ? "in use by another process" : error_text(errno));
-    // From here the listener owns the file, and removes it on failure.
-    auto l = std::make_unique<unix_listener>(std::move(fd), file ? at_.text : "");
-    // Before listen(): until then a connect is refused, so the umask's
-    // mode is never open to anyone.
-    if (mode_ && ::chmod(at_.text.c_str(), *mode_) < 0)
-      return refuse("cannot set its mode: " + error_text(errno));
-    if (::listen(l->handle(), backlog_) < 0) return refuse(error_text(errno));
-    return l;
+  std::unique_ptr<listener> listen(std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<listener>(); }, [&]() -> std::unique_ptr<listener> {
+      const auto refuse = [&](const std::string& why) -> std::unique_ptr<listener> {
+        error = "unix " + at_.text + ": " + why;
+        return nullptr;
+      };
+      const bool file = !is_abstract(at_.text);
+      if (file)
+        if (const auto why = make_room(at_)) return refuse(*why);
+      unique_fd fd = sockets::new_socket(AF_UNIX);
+      if (!fd) return refuse(error_text(errno));
+      if (::bind(fd.get(), at_.get(), at_.length) < 0)
+        return refuse(errno == EADDRINUSE ? "in use by another process" : error_text(errno));
+      // From here the listener owns the file, and removes it on failure.
+      auto l = std::make_unique<unix_listener>(std::move(fd), file ? at_.text : "");
+      // Before listen(): until then a connect is refused, so the umask's
+      // mode is never open to anyone.
+      if (mode_ && ::chmod(at_.text.c_str(), *mode_) < 0)
+        return refuse("cannot set its mode: " + error_text(errno));
+      if (::listen(l->handle(), backlog_) < 0) return refuse(error_text(errno));
+      return l;
+    });
   }
 
-  std::unique_ptr<opener> open(const open_context& context) override {
-    if (listens_) return sockets::refuse_open(*this);
-    auto resolver = [at = at_](std::string&) { return std::vector<address>{at}; };
-    return std::make_unique<sockets::connecting_opener>("unix connect", at_.text, retry_,
-                                                        std::move(resolver), context.log);
+  std::unique_ptr<opener> open(const open_context& context, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return std::unique_ptr<opener>(); }, [&]() -> std::unique_ptr<opener> {
+      if (listens_) return sockets::refuse_open(*this);
+      auto resolver = [at = at_](std::string&) { return std::vector<address>{at}; };
+      return std::make_unique<sockets::connecting_opener>("unix connect", at_.text, retry_,
+                                                          std::move(resolver), context.log);
+    });
   }
 
-  std::string describe() const override {
-    return std::string("unix ") + (listens_ ? "listen " : "connect ") + at_.text;
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      return std::string("unix ") + (listens_ ? "listen " : "connect ") + at_.text;
+    });
   }
 
  private:
@@ -153,7 +159,7 @@ class unix_transport final : public transport {
   int backlog_;
 };
 
-std::unique_ptr<transport> make(const option_values& options, option_error& error) {
+std::unique_ptr<transport> build(const option_values& options, option_error& error) {
   auto role = sockets::read_role(options, error);
   if (!role) return nullptr;
   std::string why;
@@ -187,6 +193,16 @@ std::unique_ptr<transport> make(const option_values& options, option_error& erro
   const auto backlog = sockets::read_backlog(options, role->listens, error);
   if (!backlog) return nullptr;
   return std::make_unique<unix_transport>(role->listens, std::move(*at), mode, *retry, *backlog);
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<transport> make(const option_values& options, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<transport>();
+      },
+      [&] { return build(options, error); });
 }
 
 }  // namespace

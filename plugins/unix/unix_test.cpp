@@ -70,7 +70,7 @@ std::unique_ptr<listener> listen_at(const std::string& path) {
 std::unique_ptr<byte_stream> connect_to(const std::string& path) {
   auto endpoint = make_transport("unix", options({{"connect", text(path)}}));
   CHECK(endpoint->describe() == "unix connect " + path);
-  auto o = endpoint->open({});
+  auto o = open_endpoint(*endpoint, {});
   std::string error;
   auto client = open_now(*o, error);  // completes into the backlog, before any accept
   REQUIRE_MESSAGE(client, error);
@@ -103,7 +103,7 @@ void make_stale_socket(const std::string& path) {
 
 struct recording_log final : log_sink {
   std::vector<std::string> lines;
-  void line(std::string_view text) override { lines.emplace_back(text); }
+  void line(std::string_view text) noexcept override { lines.emplace_back(text); }
 };
 
 }  // namespace
@@ -216,7 +216,7 @@ TEST_CASE("A unix connector retries until the server listens") {
       "unix",
       options({{"connect", text(path)}, {"retry", section(options({{"initial_ms", number(5)}}))}}));
   recording_log log;
-  auto o = endpoint->open({"retry", 1, &log});
+  auto o = open_endpoint(*endpoint, {"retry", 1, &log});
   const auto first = o->step(false);
   REQUIRE(first.what == open_step::kind::wait);
   CHECK(first.handle == -1);  // a backoff timer: the attempt failed
@@ -247,7 +247,7 @@ TEST_CASE("A unix connector that runs out of attempts says where, why and how of
       "unix",
       options({{"connect", text(path)},
                {"retry", section(options({{"initial_ms", number(1)}, {"attempts", number(2)}}))}}));
-  auto o = endpoint->open({});
+  auto o = open_endpoint(*endpoint, {});
   std::string error;
   CHECK(open_now(*o, error) == nullptr);
   const std::string cause =
@@ -288,7 +288,7 @@ sys.stdout.write(data.decode())
 
 TEST_CASE("A listening unix endpoint is not opened by open()") {
   auto endpoint = make_transport("unix", options({{"listen", text("/tmp/never-bound.sock")}}));
-  auto o = endpoint->open({});
+  auto o = open_endpoint(*endpoint, {});
   std::string error;
   CHECK(open_now(*o, error) == nullptr);
   CHECK(

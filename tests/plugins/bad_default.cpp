@@ -10,7 +10,7 @@ constexpr option_spec bad_default_options[] = {
     {.name = "level", .type = option_type::integer, .help = "a level", .default_value = "high"},
 };
 
-std::unique_ptr<filter_factory> make(const option_values&, option_error& error) {
+std::unique_ptr<filter_factory> make(const option_values&, option_error& error) noexcept {
   error = {"", "never made"};
   return nullptr;
 }

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <cerrno>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -59,6 +60,73 @@ std::unique_ptr<filter_factory> make_filter(const std::string& name, const optio
     REQUIRE_MESSAGE(made, name << " refused its options: " << refused.option << ": " << refused.message);
   }
   return made;
+}
+
+std::unique_ptr<opener> open_endpoint(transport& t, const open_context& context) {
+  std::string error;
+  auto o = t.open(context, error);
+  CHECK_MESSAGE(o, error);
+  return o;
+}
+
+std::unique_ptr<filter> make_instance(filter_factory& f, const open_context& context) {
+  std::string error;
+  auto made = f.make(context, error);
+  CHECK_MESSAGE(made, error);
+  return made;
+}
+
+struct poll_watcher::entry {
+  int fd;
+  std::function<void()> readable;
+  bool live = true;
+};
+
+namespace {
+
+class poll_watch final : public watch {
+ public:
+  poll_watch(std::weak_ptr<std::vector<std::shared_ptr<poll_watcher::entry>>> entries,
+             std::shared_ptr<poll_watcher::entry> e)
+      : entries_(std::move(entries)), entry_(std::move(e)) {}
+  ~poll_watch() override {
+    entry_->live = false;
+    if (const auto entries = entries_.lock()) std::erase(*entries, entry_);
+  }
+
+ private:
+  std::weak_ptr<std::vector<std::shared_ptr<poll_watcher::entry>>> entries_;
+  std::shared_ptr<poll_watcher::entry> entry_;
+};
+
+}  // namespace
+
+poll_watcher::poll_watcher() : entries_(std::make_shared<std::vector<std::shared_ptr<entry>>>()) {}
+poll_watcher::~poll_watcher() = default;
+
+std::unique_ptr<watch> poll_watcher::watch_readable(int fd, std::function<void()> readable) noexcept {
+  auto e = std::make_shared<entry>(entry{fd, std::move(readable)});
+  entries_->push_back(e);
+  return std::make_unique<poll_watch>(entries_, e);
+}
+
+std::size_t poll_watcher::watched() const { return entries_->size(); }
+
+bool poll_watcher::run_once(std::chrono::milliseconds timeout, std::vector<pollfd>* also) {
+  const auto snapshot = *entries_;  // a callback may end any watch, its own included
+  std::vector<pollfd> polled;
+  for (const auto& e : snapshot) polled.push_back({e->fd, POLLIN, 0});
+  if (also) polled.insert(polled.end(), also->begin(), also->end());
+  int n;
+  do {
+    n = ::poll(polled.data(), polled.size(), static_cast<int>(timeout.count()));
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return false;
+  if (also)
+    for (std::size_t i = 0; i < also->size(); ++i) (*also)[i].revents = polled[snapshot.size() + i].revents;
+  for (std::size_t i = 0; i < snapshot.size(); ++i)
+    if (polled[i].revents != 0 && snapshot[i]->live) snapshot[i]->readable();
+  return true;
 }
 
 bool wait_ready(int handle, bool writable, std::chrono::milliseconds timeout) {

@@ -3,7 +3,10 @@
 // with poll(2), each wait bounded by a deadline.
 #pragma once
 
+#include <poll.h>
+
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +35,11 @@ std::unique_ptr<filter_factory> make_filter(const std::string& name, const optio
                                             option_error* error = nullptr);
 
 using namespace std::chrono_literals;
+
+// An opener for one instance, or a filter, as the core asks for them;
+// fails the test (and returns nullptr) when the plugin gives an error.
+std::unique_ptr<opener> open_endpoint(transport& t, const open_context& context);
+std::unique_ptr<filter> make_instance(filter_factory& f, const open_context& context);
 
 // Runs an opener to its end; nullptr with `error` set when it failed or the
 // deadline passed.
@@ -66,5 +74,26 @@ void exchange_with_half_close(connection& c);
 
 // Waits until `handle` is ready; false on timeout.
 bool wait_ready(int handle, bool writable, std::chrono::milliseconds timeout);
+
+// A watcher (transport.hpp) for a test without the engine: the test's own
+// thread is its loop, running the callbacks of the descriptors it watches
+// whenever it waits with run_once().
+class poll_watcher final : public watcher {
+ public:
+  poll_watcher();
+  ~poll_watcher() override;
+  std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) noexcept override;
+
+  // Waits up to `timeout` for a watched descriptor, or one of `also`
+  // (whose revents it fills), to be ready, and runs the callbacks of the
+  // watched that are; false when the timeout passed first.
+  bool run_once(std::chrono::milliseconds timeout, std::vector<pollfd>* also = nullptr);
+  std::size_t watched() const;
+
+  struct entry;
+
+ private:
+  std::shared_ptr<std::vector<std::shared_ptr<entry>>> entries_;
+};
 
 }  // namespace pickleway::test

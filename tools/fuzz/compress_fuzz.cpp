@@ -68,7 +68,8 @@ instance make(int codec, std::optional<int> level, std::int64_t min_size) {
   instance i;
   i.factory = compress_plugin().make_filter(values, error);
   if (!i.factory) fuzz::broken("compress refused valid options", __FILE__, __LINE__);
-  i.f = i.factory->make(open_context{"fuzz", 1, nullptr});
+  std::string made_error;
+  i.f = i.factory->make(open_context{"fuzz", 1, nullptr}, made_error);
   return i;
 }
 

@@ -31,7 +31,8 @@ std::vector<bytes> frames_of(const std::vector<bytes>& messages, int codec) {
   values.set("min_size", {std::int64_t{0}, "seeds"});  // its default, which the core would fill in
   option_error error;
   const auto factory = describe()->make_filter(values, error);
-  const auto sender = factory->make(open_context{"seeds", 1, nullptr});
+  std::string made_error;
+  const auto sender = factory->make(open_context{"seeds", 1, nullptr}, made_error);
   std::vector<bytes> frames;
   std::uint64_t sequence = 0;
   for (const bytes& m : messages) {

@@ -1,7 +1,9 @@
 // pickleway's error conditions: one list makes the enum, the names and the
 // messages, so the data path can return std::error_code and every layer
-// prints the same words. An instance's failure has one of them as its
-// cause: what /metrics counts it under.
+// prints the same words. The framer's causes come first, then what an
+// instance's failure is counted under (/metrics); the data path's others (a
+// peer gone, a direction with nowhere to go) follow in a sibling list of the
+// same shape, in the same enum and category.
 #pragma once
 
 #include <string_view>
@@ -34,12 +36,26 @@ namespace pickleway {
   X(link_failed, "a link broke or was lost")                                  \
   X(engine_failed, "the engine could not go on")
 
+// What ends a direction of an instance when its bytes were fine: the
+// pumps', the auth handshake's and the link's causes. X(enumerator, message)
+#define PICKLEWAY_PATH_ERRORS(X)                                                     \
+  X(peer_closed, "the peer closed the stream")                                       \
+  X(peer_closed_connection, "the peer closed the connection")                        \
+  X(peer_closed_handshake, "the peer closed the stream during the handshake")        \
+  X(far_gateway_closed, "the far gateway closed the connection")                     \
+  X(no_writing_side, "it has no writing side for the message that arrived")
+
 enum class errc {
   ok = 0,
 #define PICKLEWAY_ENUM(name, message) name,
   PICKLEWAY_ERRORS(PICKLEWAY_ENUM)
+  PICKLEWAY_PATH_ERRORS(PICKLEWAY_ENUM)
 #undef PICKLEWAY_ENUM
 };
+
+// The message of `e` (what make_error_code(e).message() says, without
+// allocating), e.g. "the peer closed the stream".
+std::string_view errc_message(errc e) noexcept;
 
 const std::error_category& pickleway_category() noexcept;
 

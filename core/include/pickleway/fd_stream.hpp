@@ -14,6 +14,7 @@
 #include <string>
 #include <utility>
 
+#include "pickleway/guarded.hpp"
 #include "pickleway/stream.hpp"
 
 namespace pickleway {
@@ -73,7 +74,7 @@ class fd_stream : public byte_stream {
     return s;
   }
 
-  io_result read(std::span<std::uint8_t> into) override {
+  io_result read(std::span<std::uint8_t> into) noexcept override {
     for (;;) {
       const ssize_t n = ::read(read_.get(), into.data(), into.size());
       if (n > 0) return io_result::moved(static_cast<std::size_t>(n));
@@ -84,7 +85,7 @@ class fd_stream : public byte_stream {
     }
   }
 
-  io_result write(std::span<const std::uint8_t> from) override {
+  io_result write(std::span<const std::uint8_t> from) noexcept override {
     const int fd = write_fd();
     for (;;) {
       // MSG_NOSIGNAL: a peer that went away is an error, not SIGPIPE.
@@ -97,7 +98,7 @@ class fd_stream : public byte_stream {
     }
   }
 
-  std::error_code close_write() override {
+  std::error_code close_write() noexcept override {
     if (socket_) {
       if (::shutdown(read_.get(), SHUT_WR) < 0 && errno != ENOTCONN) return last_error();
       return {};
@@ -106,9 +107,11 @@ class fd_stream : public byte_stream {
     return {};
   }
 
-  bool can_read() const override { return static_cast<bool>(read_); }
-  bool can_write() const override { return socket_ || static_cast<bool>(write_); }
-  std::string peer() const override { return peer_; }
+  bool can_read() const noexcept override { return static_cast<bool>(read_); }
+  bool can_write() const noexcept override { return socket_ || static_cast<bool>(write_); }
+  std::string peer() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&] { return peer_; });
+  }
 
  private:
   int write_fd() const { return socket_ ? read_.get() : write_.get(); }

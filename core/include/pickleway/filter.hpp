@@ -5,7 +5,10 @@
 // runs the session's filters in list order, b->a in reverse, so the filter
 // nearest an endpoint is the first to see what comes from it and the last
 // to touch what goes to it. Calls come from the core's event loop thread and
-// must not block; one that throws ends its instance with the text.
+// must not block. Every entry point is noexcept and returns its error
+// (filter_result::fail and its text, nullptr and an error string): no
+// exception crosses the plugin boundary; a body that can throw runs inside
+// guarded() (guarded.hpp). A failure ends its instance with the text.
 #pragma once
 
 #include <cstdint>
@@ -68,9 +71,9 @@ enum class filter_result : std::uint8_t {
 class filter {
  public:
   virtual ~filter() = default;
-  virtual filter_result on_message(direction d, message& m, std::string& error) = 0;
+  virtual filter_result on_message(direction d, message& m, std::string& error) noexcept = 0;
   // The stream in direction `d` has ended cleanly; nothing follows.
-  virtual filter_result on_end(direction, std::string&) { return filter_result::pass; }
+  virtual filter_result on_end(direction, std::string&) noexcept { return filter_result::pass; }
 };
 
 // How the endpoints on either side of the chain frame their streams, for
@@ -93,9 +96,10 @@ class filter_factory {
   virtual ~filter_factory() = default;
   // Refuses a chain the filter cannot work in; nullopt when fine. Called
   // once, before any make(): a factory may keep what it needs of the chain.
-  virtual std::optional<option_error> check(const chain_context&) { return std::nullopt; }
-  virtual std::unique_ptr<filter> make(const open_context& context) = 0;
-  virtual std::string describe() const = 0;  // "compress codec=zstd level=3"
+  virtual std::optional<option_error> check(const chain_context&) noexcept { return std::nullopt; }
+  // nullptr and `error` when it cannot.
+  virtual std::unique_ptr<filter> make(const open_context& context, std::string& error) noexcept = 0;
+  virtual std::string describe() const noexcept = 0;  // "compress codec=zstd level=3"
 };
 
 }  // namespace pickleway

@@ -2,7 +2,7 @@
 //
 //   #include <pickleway/plugin.hpp>
 //   static std::unique_ptr<pickleway::transport> make(const pickleway::option_values&,
-//                                                     pickleway::option_error&);
+//                                                     pickleway::option_error&) noexcept;
 //   PICKLEWAY_TRANSPORT_PLUGIN("tcp", "1.0.0", "TCP and TLS", tcp_options, make)
 //
 // The core loads every library on its plugin search path, reads the
@@ -24,22 +24,24 @@
 namespace pickleway {
 
 // Bumped on any change to the public headers that changes their ABI.
-inline constexpr std::uint32_t abi_version = 3;
+inline constexpr std::uint32_t abi_version = 4;
 
 enum class plugin_kind : std::uint32_t { transport = 1, filter = 2 };
 
-using make_transport_fn = std::unique_ptr<transport> (*)(const option_values&, option_error&);
-using make_filter_fn = std::unique_ptr<filter_factory> (*)(const option_values&, option_error&);
+using make_transport_fn = std::unique_ptr<transport> (*)(const option_values&, option_error&) noexcept;
+using make_filter_fn = std::unique_ptr<filter_factory> (*)(const option_values&, option_error&) noexcept;
 // For a filter whose output only its own kind can read (compress's frames):
 // whether `message`, the bytes of a message that an endpoint of a session
 // without this filter could not take, look like what this filter writes.
 // Returns what to tell the user ("looks like a frame of the compress
 // filter: does this session need compress?"), text that lives as long as
 // the library, or nullptr. Pure; called on the error path only.
-using recognize_output_fn = const char* (*)(bytes_view message);
+using recognize_output_fn = const char* (*)(bytes_view message) noexcept;
 
 // A factory refuses bad options by returning nullptr with `option_error`
-// filled; one that throws is refused alike, with the exception's text.
+// filled. Like every entry point of a plugin it is noexcept: a body that
+// can throw (yaml, std::string, std::filesystem) runs inside guarded(),
+// which turns the exception into that refusal.
 struct plugin_descriptor {
   std::uint32_t abi_version;  // first, and never moved: read before the rest
   plugin_kind kind;

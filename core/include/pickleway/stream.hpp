@@ -4,8 +4,10 @@
 // Streams are non-blocking and expose the descriptors to wait on, so the
 // core's one event loop drives every transport alike, and plugins need no
 // Asio (nor share its state across library boundaries). Every call is made
-// from the core's event loop thread and must not block. A call that throws
-// ends its instance with the exception's text; nothing else is harmed.
+// from the core's event loop thread and must not block. Every call is
+// noexcept and returns its error (io_status::failed, an error_code): no
+// exception crosses the plugin boundary (guarded.hpp wraps a body that can
+// throw). A failure ends its instance; nothing else is harmed.
 #pragma once
 
 #include <cstddef>
@@ -47,13 +49,13 @@ class child_process {
  public:
   virtual ~child_process() = default;
   // Readable once the child has exited (a pidfd).
-  virtual int exit_handle() const = 0;
+  virtual int exit_handle() const noexcept = 0;
   // After exit_handle() became readable: reaps the child; "" for a clean
   // exit (status 0), else why not ("exited with status 3", "killed by
   // SIGKILL"). Until the child has exited: nullopt.
-  virtual std::optional<std::string> reap() = 0;
-  virtual void terminate() = 0;  // SIGTERM
-  virtual void kill() = 0;       // SIGKILL
+  virtual std::optional<std::string> reap() noexcept = 0;
+  virtual void terminate() noexcept = 0;  // SIGTERM
+  virtual void kill() noexcept = 0;       // SIGKILL
 };
 
 class byte_stream {
@@ -61,22 +63,23 @@ class byte_stream {
   virtual ~byte_stream() = default;  // closes whatever is still open
 
   // Reads at most into.size() bytes.
-  virtual io_result read(std::span<std::uint8_t> into) = 0;
+  virtual io_result read(std::span<std::uint8_t> into) noexcept = 0;
   // Writes at most from.size() bytes.
-  virtual io_result write(std::span<const std::uint8_t> from) = 0;
+  virtual io_result write(std::span<const std::uint8_t> from) noexcept = 0;
   // No more writes: the peer reads EOF (shutdown(SHUT_WR), or the write
   // pipe closed). Reading goes on.
-  virtual std::error_code close_write() = 0;
+  virtual std::error_code close_write() noexcept = 0;
 
   // Which directions exist: a FIFO endpoint may have only one.
-  virtual bool can_read() const { return true; }
-  virtual bool can_write() const { return true; }
+  virtual bool can_read() const noexcept { return true; }
+  virtual bool can_write() const noexcept { return true; }
 
   // The child behind the stream, if any; owned by the stream.
-  virtual child_process* child() { return nullptr; }
+  virtual child_process* child() noexcept { return nullptr; }
 
-  // For messages: "pid 1234", "127.0.0.1:40312", "/run/x.sock".
-  virtual std::string peer() const { return {}; }
+  // For messages: "pid 1234", "127.0.0.1:40312", "/run/x.sock"; empty
+  // when unknown (or there is no memory to say).
+  virtual std::string peer() const noexcept { return {}; }
 };
 
 }  // namespace pickleway

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/stream_calls.hpp"
+#include "pickleway/errc.hpp"
 
 namespace pickleway {
 namespace {
@@ -26,9 +26,7 @@ auth_driver::progress auth_driver::advance() {
     // Our messages go first: the last one (#WELCOME#) must be out before
     // the pumps start, and a #FAILURE# is worth one try before closing.
     while (out_begin_ < out_.size()) {
-      std::string threw;
-      const io_result r =
-          write_to(*endpoint_.stream, {out_.data() + out_begin_, out_.size() - out_begin_}, threw);
+      const io_result r = endpoint_.stream->write({out_.data() + out_begin_, out_.size() - out_begin_});
       if (r.status == io_status::done) {
         out_begin_ += r.bytes;
         written_ += r.bytes;
@@ -40,10 +38,8 @@ auth_driver::progress auth_driver::advance() {
         wait_writable_ = r.wait_writable;
         return progress::waiting;
       }
-      return failed(written_, "write failed: " +
-                                  (!threw.empty() ? threw
-                                   : r.error      ? r.error.message()
-                                                  : std::string("the peer closed the stream")));
+      return failed(written_,
+                    "write failed: " + (r.error ? r.error : make_error_code(errc::peer_closed)).message());
     }
     out_.clear();
     out_begin_ = 0;
@@ -66,8 +62,7 @@ auth_driver::progress auth_driver::advance() {
       in_begin_ = 0;
     }
     if (in_.size() - in_end_ < read_chunk) in_.resize(in_end_ + read_chunk);
-    std::string threw;
-    const io_result r = read_from(*endpoint_.stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
+    const io_result r = endpoint_.stream->read({in_.data() + in_end_, in_.size() - in_end_});
     switch (r.status) {
       case io_status::done:
         in_end_ += r.bytes;
@@ -77,9 +72,9 @@ auth_driver::progress auth_driver::advance() {
         wait_writable_ = r.wait_writable;
         return progress::waiting;
       case io_status::eof:
-        return failed(read_offset(), "the peer closed the stream during the handshake");
+        return failed(read_offset(), std::string(errc_message(errc::peer_closed_handshake)));
       case io_status::failed:
-        return failed(read_offset(), "read failed: " + (threw.empty() ? r.error.message() : threw));
+        return failed(read_offset(), "read failed: " + r.error.message());
     }
     const auto step = handshake_.feed({in_.data() + in_begin_, in_end_ - in_begin_});
     in_begin_ += step.consumed;

@@ -10,8 +10,8 @@
 #include <openssl/rand.h>
 
 #include "engine/auth_driver.hpp"
-#include "engine/stream_calls.hpp"
 #include "log.hpp"
+#include "pickleway/errc.hpp"
 
 namespace pickleway {
 
@@ -41,11 +41,13 @@ link_wire::link_id random_link_id() {
 }  // namespace
 
 // The log_sink plugins get: lines prefixed with the session and instance.
-// log_line is thread-safe, so a plugin may call it from its own thread.
+// A line there is no memory for is lost, as log_line would lose it.
 class instance::sink final : public log_sink {
  public:
   explicit sink(std::string prefix) : prefix_(std::move(prefix)) {}
-  void line(std::string_view text) override { log_line(prefix_ + std::string(text)); }
+  void line(std::string_view text) noexcept override {
+    guarded([](std::string_view) {}, [&] { log_line(prefix_ + std::string(text)); });
+  }
 
  private:
   std::string prefix_;
@@ -62,6 +64,7 @@ instance::instance(asio::io_context& io, const session_config& session, std::str
       links_(links),
       on_end_(std::move(on_end)),
       log_(std::make_unique<sink>("session " + name_ + ": ")),
+      watcher_(io),
       waiter_(io),
       open_waiter_(io),
       timeout_(io),
@@ -79,6 +82,8 @@ instance::~instance() {
   waiter_.forget_all();
   open_waiter_.forget_all();
 }
+
+open_context instance::context() { return {session_.name, number_, log_.get(), &watcher_}; }
 
 direction_stats instance::stats(direction d) const {
   const auto& p = d == direction::a_to_b ? ab_ : ba_;
@@ -144,14 +149,8 @@ asio::awaitable<void> instance::run(std::unique_ptr<opener> accepted, char accep
   for (endpoint_runtime* e : {&a_, &b_}) {
     if (e == listening) continue;
     if (shutting_down_) co_return finish();
-    std::unique_ptr<opener> o;
-    try {
-      o = e->config->endpoint->open(open_context{session_.name, number_, log_.get()});
-      if (!o) throw std::runtime_error("the transport gave no opener");
-    } catch (const std::exception& ex) {
-      fail(errc::open_failed, e->label + ": cannot open: " + ex.what());
-      co_return finish();
-    }
+    std::unique_ptr<opener> o = open_endpoint(*e);
+    if (!o) co_return finish();
     if (!co_await open(*e, std::move(o), false)) co_return finish();
     if (e->config->framing.kind == framing_kind::link && !co_await open_link(*e, false))
       co_return finish();
@@ -182,12 +181,7 @@ asio::awaitable<bool> instance::open(endpoint_runtime& e, std::unique_ptr<opener
   for (bool timed_out = false;;) {
     // A step may close and reopen descriptors (a connect retry): forget them.
     open_waiter_.forget_all();
-    open_step s;
-    try {
-      s = o->step(timed_out);
-    } catch (const std::exception& ex) {
-      s = open_step::fail(std::string("the transport threw: ") + ex.what());
-    }
+    open_step s = o->step(timed_out);
     switch (s.what) {
       case open_step::kind::ready:
         e.stream = std::move(s.stream);
@@ -257,17 +251,23 @@ asio::awaitable<bool> instance::authenticate(endpoint_runtime& e, bool accepted)
   }
 }
 
+std::unique_ptr<opener> instance::open_endpoint(endpoint_runtime& e) {
+  std::string error;
+  auto o = e.config->endpoint->open(context(), error);
+  if (!o) fail(errc::open_failed, e.label + ": cannot open: " + (error.empty() ? "the transport gave no opener" : error));
+  return o;
+}
+
 bool instance::make_filters() {
-  const open_context context{session_.name, number_, log_.get()};
+  const open_context made_for = context();
   for (const auto& f : session_.filters) {
-    try {
-      auto made = f.factory->make(context);
-      if (!made) throw std::runtime_error("it made no filter");
-      filters_.push_back(std::move(made));
-    } catch (const std::exception& e) {
-      fail(errc::filter_failed, "filter " + f.name + ": " + e.what());
+    std::string error;
+    auto made = f.factory->make(made_for, error);
+    if (!made) {
+      fail(errc::filter_failed, "filter " + f.name + ": " + (error.empty() ? "it made no filter" : error));
       return false;
     }
+    filters_.push_back(std::move(made));
   }
   return true;
 }
@@ -307,8 +307,7 @@ std::shared_ptr<link> instance::make_link(endpoint_runtime& e, const link_wire::
 asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std::uint8_t> bytes,
                                            bool resuming) {
   for (std::size_t done = 0; done < bytes.size();) {
-    std::string threw;
-    const io_result r = write_to(*e.stream, {bytes.data() + done, bytes.size() - done}, threw);
+    const io_result r = e.stream->write({bytes.data() + done, bytes.size() - done});
     if (r.status == io_status::done) {
       done += r.bytes;
     } else if (r.status == io_status::would_block) {
@@ -316,7 +315,7 @@ asio::awaitable<bool> instance::send_bytes(endpoint_runtime& e, std::vector<std:
     } else {
       if (resuming) co_return false;  // a reconnect broken again: resume_ms decides
       fail(errc::link_failed, e.label + ": link hello: write failed: " +
-           (threw.empty() ? (r.error ? r.error.message() : "the peer closed the stream") : threw));
+           (r.error ? r.error : make_error_code(errc::peer_closed)).message());
       co_return false;
     }
   }
@@ -343,8 +342,7 @@ asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
         break;
     }
     std::uint8_t chunk[256];
-    std::string threw;
-    const io_result r = read_from(*e.stream, chunk, threw);
+    const io_result r = e.stream->read(chunk);
     if (r.status == io_status::done) {
       in.insert(in.end(), chunk, chunk + r.bytes);
     } else if (r.status == io_status::would_block) {
@@ -352,8 +350,8 @@ asio::awaitable<bool> instance::receive_message(endpoint_runtime& e, Message& m,
     } else {
       if (resuming) co_return false;  // a reconnect broken again: resume_ms decides
       fail(errc::link_failed, e.label + ": link hello: " +
-           (r.status == io_status::eof ? std::string("the peer closed the connection")
-                                       : "read failed: " + (threw.empty() ? r.error.message() : threw)));
+           (r.status == io_status::eof ? std::string(errc_message(errc::peer_closed_connection))
+                                       : "read failed: " + r.error.message()));
       co_return false;
     }
   }
@@ -432,14 +430,8 @@ asio::awaitable<bool> instance::resume_hello(endpoint_runtime& e, link_wire::wel
 asio::awaitable<link::reconnection> instance::reconnect(endpoint_runtime& e) {
   using namespace link_wire;
   link::reconnection r;
-  std::unique_ptr<opener> o;
-  try {
-    o = e.config->endpoint->open(open_context{session_.name, number_, log_.get()});
-    if (!o) throw std::runtime_error("the transport gave no opener");
-  } catch (const std::exception& ex) {
-    fail(errc::open_failed, e.label + ": cannot open: " + ex.what());
-    co_return r;
-  }
+  std::unique_ptr<opener> o = open_endpoint(e);
+  if (!o) co_return r;
   // The transport, TLS and auth again, as the first time; then a resume.
   if (!co_await open(e, std::move(o), false)) co_return r;
   welcome w;

@@ -23,6 +23,7 @@
 #include "engine/event.hpp"
 #include "engine/link.hpp"
 #include "engine/link_registry.hpp"
+#include "engine/loop_watcher.hpp"
 #include "engine/pump.hpp"
 #include "engine/waiter.hpp"
 
@@ -71,6 +72,9 @@ class instance : public std::enable_shared_from_this<instance> {
   // Each false when the instance failed (or ended) on the way. `accepted`:
   // the connection a listener took (its auth challenges first).
   asio::awaitable<bool> open(endpoint_runtime& e, std::unique_ptr<opener> o, bool accepted);
+  // The transport's opener for `e`; nullptr when it gave none (the
+  // instance has failed).
+  std::unique_ptr<opener> open_endpoint(endpoint_runtime& e);
   asio::awaitable<bool> authenticate(endpoint_runtime& e, bool accepted);
   // framing: link, once the endpoint's stream is open: the hello, and the
   // link that takes the stream (or, resuming, the link of another instance).
@@ -87,6 +91,7 @@ class instance : public std::enable_shared_from_this<instance> {
   template <typename Message>
   asio::awaitable<bool> receive_message(endpoint_runtime& e, Message& m, std::vector<std::uint8_t>& early,
                                         bool resuming = false);
+  open_context context();  // what the plugins are told of the instance
   bool make_filters();
   asio::awaitable<void> watch_child(endpoint_runtime& e);
   void fail(errc cause, const std::string& error);
@@ -100,7 +105,8 @@ class instance : public std::enable_shared_from_this<instance> {
   std::chrono::milliseconds grace_;
   link_registry* links_;
   std::function<void(instance&)> on_end_;
-  std::unique_ptr<sink> log_;  // declared before what uses it: destroyed after
+  std::unique_ptr<sink> log_;  // declared before what uses them: destroyed after
+  loop_watcher watcher_;       // the plugins' own descriptors (spawn's log pipes)
   waiter waiter_;       // the streams' and children's descriptors
   waiter open_waiter_;  // the openers' (they may close and reuse them)
   asio::steady_timer timeout_;      // an opener's, a handshake's

@@ -8,7 +8,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 
-#include "engine/stream_calls.hpp"
+#include "pickleway/errc.hpp"
 
 namespace pickleway {
 namespace {
@@ -240,8 +240,7 @@ asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
       continue;
     }
     make_room(read_chunk);
-    std::string threw;
-    const io_result r = read_from(*c->stream, {in_.data() + in_end_, in_.size() - in_end_}, threw);
+    const io_result r = c->stream->read({in_.data() + in_end_, in_.size() - in_end_});
     switch (r.status) {
       case io_status::done:
         in_end_ += r.bytes;
@@ -265,9 +264,8 @@ asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
           tell_changed();
           co_return;
         }
-        broken(*c, r.status == io_status::eof ? "the far gateway closed the connection"
-                   : threw.empty()            ? r.error.message()
-                                              : threw);
+        broken(*c, (r.status == io_status::eof ? make_error_code(errc::far_gateway_closed) : r.error)
+                       .message());
         co_return;
     }
   }
@@ -404,8 +402,7 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
       co_await send_changed_.changed();
       continue;
     }
-    std::string threw;
-    const io_result r = write_to(*c->stream, chunk, threw);
+    const io_result r = c->stream->write(chunk);
     switch (r.status) {
       case io_status::done:
         c->last_sent = clock::now();
@@ -423,8 +420,7 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
         break;
       case io_status::eof:
       case io_status::failed:
-        broken(*c, threw.empty() ? (r.error ? r.error.message() : "the peer closed the connection")
-                                 : threw);
+        broken(*c, (r.error ? r.error : make_error_code(errc::peer_closed_connection)).message());
         co_return;
     }
   }

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "engine/link.hpp"
-#include "engine/stream_calls.hpp"
+#include "pickleway/errc.hpp"
 #include "pickleway/python_repr.hpp"
 
 namespace pickleway {
@@ -41,10 +41,9 @@ asio::awaitable<void> pump::run(waiter& w) {
     bool writable = false;
     if (out_begin_ < out_.size()) {
       const std::span<const std::uint8_t> pending{out_.data() + out_begin_, out_.size() - out_begin_};
-      std::string threw;
-      const io_result r = to_.link ? co_await to_.link->write(pending) : write_to(*to_.stream, pending, threw);
+      const io_result r = to_.link ? co_await to_.link->write(pending) : to_.stream->write(pending);
       if (r.error == asio::error::operation_aborted && to_.link) co_return;  // the instance ended
-      if (wrote(r, threw, fd, writable)) continue;
+      if (wrote(r, fd, writable)) continue;
     } else if (input_closed_) {
       finish();
       co_return;
@@ -55,9 +54,8 @@ asio::awaitable<void> pump::run(waiter& w) {
       // Everything taken from a link so far is written on (or dropped): the
       // far gateway may hear so.
       if (from_.link) from_.link->delivered(handled_);
-      std::string threw;
       const std::span<std::uint8_t> room{in_.data() + in_end_, in_.size() - in_end_};
-      const io_result r = from_.link ? co_await from_.link->read(room) : read_from(*from_.stream, room, threw);
+      const io_result r = from_.link ? co_await from_.link->read(room) : from_.stream->read(room);
       if (r.error == asio::error::operation_aborted && from_.link) co_return;  // the instance ended
       switch (r.status) {
         case io_status::done:
@@ -74,7 +72,7 @@ asio::awaitable<void> pump::run(waiter& w) {
           // What came before the failure still goes on if it is complete.
           source_done_ = true;
           read_error_ = from_.label + ": offset " + std::to_string(reader_->offset() + (in_end_ - in_begin_)) +
-                        ": read failed: " + (threw.empty() ? r.error.message() : threw);
+                        ": read failed: " + r.error.message();
           continue;
       }
     }
@@ -123,21 +121,15 @@ void pump::process() {
 void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t offset,
                    std::size_t header) {
   if (!to_.link && !to_.stream->can_write()) {
-    stop_input(errc::write_failed, from_.label + ": offset " + std::to_string(offset) + ": a message arrived for " +
-               to_.label + ", which has no writing side");
+    stop_input(errc::write_failed, from_.label + ": offset " + std::to_string(offset) + ": " + to_.label + ": " +
+               std::string(errc_message(errc::no_writing_side)));
     return;
   }
   message m(bytes, stats_.messages + stats_.dropped + 1, offset + header, info);
   for (std::size_t i = 0; i < chain_.size(); ++i) {
     filter* f = chain_[i];
     std::string error;
-    filter_result result;
-    try {
-      result = f->on_message(dir_, m, error);
-    } catch (const std::exception& e) {
-      result = filter_result::fail;
-      error = std::string("a filter threw: ") + e.what();
-    }
+    const filter_result result = f->on_message(dir_, m, error);
     if (result != filter_result::pass) ++refused_[i];
     if (result == filter_result::drop) {
       ++stats_.dropped;
@@ -171,8 +163,7 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
   stats_.bytes += out.size();
 }
 
-bool pump::wrote(const io_result& r, const std::string& threw, int& fd, bool& writable) {
-  std::string why = threw;
+bool pump::wrote(const io_result& r, int& fd, bool& writable) {
   switch (r.status) {
     case io_status::done:
       out_begin_ += r.bytes;
@@ -194,7 +185,7 @@ bool pump::wrote(const io_result& r, const std::string& threw, int& fd, bool& wr
       break;
   }
   // The destination is gone: what was for it is lost with it.
-  if (why.empty()) why = r.error ? r.error.message() : "the peer closed the stream";
+  const std::string why = (r.error ? r.error : make_error_code(errc::peer_closed)).message();
   out_.clear();
   out_begin_ = 0;
   stop_input(errc::write_failed, to_.label + ": offset " + std::to_string(out_offset_) + ": write failed: " + why);
@@ -211,14 +202,7 @@ void pump::finish() {
   if (!failed_) {
     for (filter* f : chain_) {
       std::string error;
-      filter_result result;
-      try {
-        result = f->on_end(dir_, error);
-      } catch (const std::exception& e) {
-        result = filter_result::fail;
-        error = std::string("a filter threw: ") + e.what();
-      }
-      if (result == filter_result::fail) {
+      if (f->on_end(dir_, error) == filter_result::fail) {
         stop_input(errc::filter_failed, from_.label + ": at the end of the stream: " + error);
         break;
       }

@@ -74,7 +74,7 @@ class pump {
 
  private:
   // What a write of the output did; false when it must wait for (fd, writable).
-  bool wrote(const io_result& r, const std::string& threw, int& fd, bool& writable);
+  bool wrote(const io_result& r, int& fd, bool& writable);
   void process();  // buffered input -> output, until the high-water mark
   // `offset`: the stream offset of the message's framing; `header`: how
   // many bytes of framing come before its bytes there.

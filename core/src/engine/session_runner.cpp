@@ -48,11 +48,7 @@ void session_runner::start() {
   if (!listening_side_) return launch(nullptr);
   const endpoint_config& e = listening_side_ == 'a' ? session_.a : session_.b;
   std::string error;
-  try {
-    listener_ = e.endpoint->listen(error);
-  } catch (const std::exception& ex) {
-    error = std::string("the transport threw: ") + ex.what();
-  }
+  listener_ = e.endpoint->listen(error);
   if (!listener_) {
     const std::string why = std::string("endpoint ") + listening_side_ + " (" + e.transport_name +
                             "): cannot listen: " + error;
@@ -79,12 +75,7 @@ asio::awaitable<void> session_runner::accept_loop() {
     // served before the backlog overflows.
     while (!stopping_ && live_.size() < session_.max_instances.value) {
       std::string error;
-      std::unique_ptr<opener> accepted;
-      try {
-        accepted = listener_->accept(error);
-      } catch (const std::exception& ex) {
-        error = std::string("the transport threw: ") + ex.what();
-      }
+      std::unique_ptr<opener> accepted = listener_->accept(error);
       if (accepted) {
         launch(std::move(accepted));
         continue;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include <pickleway/fd_stream.hpp>
+#include <pickleway/guarded.hpp>
 #include <pickleway/plugin.hpp>
 
 namespace {
@@ -26,17 +27,19 @@ class file_opener final : public opener {
  public:
   file_opener(std::string read, std::string write) : read_(std::move(read)), write_(std::move(write)) {}
 
-  open_step step(bool) override {
-    unique_fd in, out;
-    if (!read_.empty()) {
-      in.reset(::open(read_.c_str(), O_RDONLY | O_CLOEXEC));
-      if (!in) return open_step::fail("file: cannot read " + read_ + ": " + last_error().message());
-    }
-    if (!write_.empty()) {
-      out.reset(::open(write_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-      if (!out) return open_step::fail("file: cannot write " + write_ + ": " + last_error().message());
-    }
-    return open_step::ready(fd_stream::pipes(std::move(in), std::move(out), "file " + read_));
+  open_step step(bool) noexcept override {
+    return guarded([](std::string_view why) { return open_step::fail(std::string(why)); }, [&]() -> open_step {
+      unique_fd in, out;
+      if (!read_.empty()) {
+        in.reset(::open(read_.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in) return open_step::fail("file: cannot read " + read_ + ": " + last_error().message());
+      }
+      if (!write_.empty()) {
+        out.reset(::open(write_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+        if (!out) return open_step::fail("file: cannot write " + write_ + ": " + last_error().message());
+      }
+      return open_step::ready(fd_stream::pipes(std::move(in), std::move(out), "file " + read_));
+    });
   }
 
  private:
@@ -47,16 +50,24 @@ class file_transport final : public transport {
  public:
   file_transport(std::string read, std::string write) : read_(std::move(read)), write_(std::move(write)) {}
 
-  std::unique_ptr<opener> open(const open_context&) override {
-    return std::make_unique<file_opener>(read_, write_);
+  std::unique_ptr<opener> open(const open_context&, std::string& error) noexcept override {
+    return pickleway::guarded(
+        [&](std::string_view why) {
+          error = why;
+          return std::unique_ptr<opener>();
+        },
+        [&] { return std::unique_ptr<opener>(std::make_unique<file_opener>(read_, write_)); });
   }
-  std::string describe() const override { return "file read=" + read_ + " write=" + write_; }
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); },
+                   [&] { return "file read=" + read_ + " write=" + write_; });
+  }
 
  private:
   std::string read_, write_;
 };
 
-std::unique_ptr<transport> make(const option_values& options, option_error& error) {
+std::unique_ptr<transport> build(const option_values& options, option_error& error) {
   const std::string read = options.get_string("read").value_or("");
   const std::string write = options.get_string("write").value_or("");
   if (read.empty() && write.empty()) {
@@ -64,6 +75,16 @@ std::unique_ptr<transport> make(const option_values& options, option_error& erro
     return nullptr;
   }
   return std::make_unique<file_transport>(read, write);
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<transport> make(const option_values& options, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<transport>();
+      },
+      [&] { return build(options, error); });
 }
 
 }  // namespace

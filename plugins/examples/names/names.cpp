@@ -6,7 +6,6 @@
 //
 // An example of extending the SDK's model of the unpickler
 // (pickle_machine.hpp) for the opcodes one cares about.
-#include <new>
 #include <string>
 #include <vector>
 
@@ -57,15 +56,15 @@ class names_filter final : public filter {
  public:
   explicit names_filter(log_sink* sink) : sink_(sink) {}
 
-  filter_result on_message(direction d, message& m, std::string&) override {
-    try {
+  // Only observing: a message too large to follow (or anything else that
+  // throws) goes on unnamed.
+  filter_result on_message(direction d, message& m, std::string&) noexcept override {
+    return guarded([](std::string_view) { return filter_result::pass; }, [&] {
       std::string line = "names: " + std::string(to_string(d)) + " message " + std::to_string(m.sequence()) + ":";
       for (const std::string& name : machine_.names(m.bytes())) line += " " + name;
       if (sink_) sink_->line(line);
-    } catch (const std::bad_alloc&) {
-      // Only observing: a message too large to follow goes on unnamed.
-    }
-    return filter_result::pass;
+      return filter_result::pass;
+    });
   }
 
  private:
@@ -75,14 +74,24 @@ class names_filter final : public filter {
 
 class names_factory final : public filter_factory {
  public:
-  std::unique_ptr<filter> make(const open_context& context) override {
-    return std::make_unique<names_filter>(context.log);
+  std::unique_ptr<filter> make(const open_context& context, std::string& error) noexcept override {
+    return guarded(
+        [&](std::string_view why) {
+          error = why;
+          return std::unique_ptr<filter>();
+        },
+        [&] { return std::unique_ptr<filter>(std::make_unique<names_filter>(context.log)); });
   }
-  std::string describe() const override { return "names"; }
+  std::string describe() const noexcept override { return "names"; }
 };
 
-std::unique_ptr<filter_factory> make(const option_values&, option_error&) {
-  return std::make_unique<names_factory>();
+std::unique_ptr<filter_factory> make(const option_values&, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<filter_factory>();
+      },
+      [] { return std::unique_ptr<filter_factory>(std::make_unique<names_factory>()); });
 }
 
 }  // namespace

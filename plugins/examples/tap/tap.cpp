@@ -26,23 +26,29 @@ constexpr option_spec tap_options[] = {
 
 // One per instance. The file is opened per instance, so instances of a
 // listening session each append whole messages of their own.
+struct file_closer {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+using file_ptr = std::unique_ptr<std::FILE, file_closer>;
+
 class tap_filter final : public filter {
  public:
-  tap_filter(std::FILE* file, direction watched) : file_(file), watched_(watched) {}
-  ~tap_filter() override { std::fclose(file_); }
+  tap_filter(file_ptr file, direction watched) : file_(std::move(file)), watched_(watched) {}
 
-  filter_result on_message(direction d, message& m, std::string& error) override {
-    if (d != watched_) return filter_result::pass;
-    const bytes_view bytes = m.bytes();
-    if (std::fwrite(bytes.data(), 1, bytes.size(), file_) != bytes.size() || std::fflush(file_) != 0) {
-      error = "tap: cannot write the copy";
-      return filter_result::fail;
-    }
-    return filter_result::pass;
+  filter_result on_message(direction d, message& m, std::string& error) noexcept override {
+    return guarded([&](std::string_view why) { error = why; return filter_result::fail; }, [&]() -> filter_result {
+      if (d != watched_) return filter_result::pass;
+      const bytes_view bytes = m.bytes();
+      if (std::fwrite(bytes.data(), 1, bytes.size(), file_.get()) != bytes.size() || std::fflush(file_.get()) != 0) {
+        error = "tap: cannot write the copy";
+        return filter_result::fail;
+      }
+      return filter_result::pass;
+    });
   }
 
  private:
-  std::FILE* file_;
+  file_ptr file_;
   direction watched_;
 };
 
@@ -50,14 +56,26 @@ class tap_factory final : public filter_factory {
  public:
   tap_factory(std::string path, direction watched) : path_(std::move(path)), watched_(watched) {}
 
-  std::unique_ptr<filter> make(const open_context&) override {
-    std::FILE* file = std::fopen(path_.c_str(), "ab");
-    if (!file) throw std::runtime_error("tap: cannot open " + path_);
-    return std::make_unique<tap_filter>(file, watched_);
+  std::unique_ptr<filter> make(const open_context&, std::string& error) noexcept override {
+    return guarded(
+        [&](std::string_view why) {
+          error = why;
+          return std::unique_ptr<filter>();
+        },
+        [&]() -> std::unique_ptr<filter> {
+          file_ptr file(std::fopen(path_.c_str(), "ab"));
+          if (!file) {
+            error = "tap: cannot open " + path_;
+            return nullptr;
+          }
+          return std::make_unique<tap_filter>(std::move(file), watched_);
+        });
   }
 
-  std::string describe() const override {
-    return "tap " + path_ + " (" + std::string(to_string(watched_)) + ")";
+  std::string describe() const noexcept override {
+    return guarded([](std::string_view) { return std::string(); }, [&]() -> std::string {
+      return "tap " + path_ + " (" + std::string(to_string(watched_)) + ")";
+    });
   }
 
  private:
@@ -65,7 +83,7 @@ class tap_factory final : public filter_factory {
   direction watched_;
 };
 
-std::unique_ptr<filter_factory> make(const option_values& options, option_error& error) {
+std::unique_ptr<filter_factory> build(const option_values& options, option_error& error) {
   const std::string path = options.get_string("path").value_or("");
   if (path.empty()) {
     error = {"path", "tap: path must not be empty"};
@@ -73,6 +91,16 @@ std::unique_ptr<filter_factory> make(const option_values& options, option_error&
   }
   const bool backwards = options.get_string("direction") == "b>a";
   return std::make_unique<tap_factory>(path, backwards ? direction::b_to_a : direction::a_to_b);
+}
+
+// The entry point: what build() throws is a refusal too, with its text.
+std::unique_ptr<filter_factory> make(const option_values& options, option_error& error) noexcept {
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return std::unique_ptr<filter_factory>();
+      },
+      [&] { return build(options, error); });
 }
 
 }  // namespace
