@@ -499,6 +499,21 @@ def print_before(tput, before, runs):
     print()
 
 
+def print_metrics_cost(tput, runs):
+    """The small-message session with and without `metrics` served and scraped."""
+    key = 'messages_per_s'
+    if ('small', 'session', 'metrics') not in tput:
+        return
+    bare = tput[('small', 'session', 'none')]
+    served = tput[('small', 'session', 'metrics')]
+    a, b = median_run(bare, key)[key], median_run(served, key)[key]
+    scrapes = sorted(r['scrapes'] for r in served)
+    print(f'Metrics, small messages, one session (median of {runs}): {b:,.0f} msg/s with `metrics` '
+          f'served and scraped every {SCRAPE_S * 1000:.0f} ms ({scrapes[len(scrapes) // 2]} scrapes '
+          f'in the median run) against {a:,.0f} without: {b / a:.2f}')
+    print()
+
+
 def print_throughput(tput, counts, means, runs):
     print(f'Throughput, generator to checking sink, unpinned; median of {runs} runs, '
           'range in brackets:')
@@ -674,10 +689,13 @@ def main():
                 for path, filt, _ in PATHS:
                     if path not in paths:
                         continue
-                    inspecting = filt in INSPECTING or filt == 'none'
+                    # The paths --only-inspecting keeps: the filters that
+                    # inspect, the metrics, and the bare path they are set against.
+                    inspecting = filt in INSPECTING or filt in ('none', 'metrics')
                     if args.only_inspecting and not inspecting:
                         continue
-                    if args.before and inspecting and workload != 'random':
+                    compared = filt in INSPECTING or filt == 'none'  # what --before runs too
+                    if args.before and compared and workload != 'random':
                         r = bench.throughput(path, filt, corpora[workload],
                                              run_count(counts, workload, filt), args.before)
                         tput.setdefault(('before', workload, path, filt), []).append(r)
@@ -709,6 +727,7 @@ def main():
 
     if args.before:
         print_before(tput, args.before, args.runs)
+    print_metrics_cost(tput, args.runs)
     if args.only_inspecting:
         return
     print_throughput(tput, counts, means, args.runs)
