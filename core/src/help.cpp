@@ -7,7 +7,10 @@ namespace {
 
 std::string choices_text(std::span<const std::string_view> choices) {
   std::string out;
-  for (const auto c : choices) out += (out.empty() ? "" : "|") + std::string(c);
+  for (const auto c : choices) {
+    if (!out.empty()) out += '|';
+    out += c;
+  }
   return out;
 }
 

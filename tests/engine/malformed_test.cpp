@@ -246,8 +246,10 @@ TEST_CASE("a malformed message the framer refuses ends its instance after every 
     for (std::size_t i = first; i < last; ++i) {
       const auto stream = dir / ("stream" + std::to_string(i));
       write_all(stream, good + good + refused[i]->bytes + good);
-      yaml += session_yaml("s" + std::to_string(i), stream, dir / ("out" + std::to_string(i)),
-                           "log: {path: " + (dir / "log").string() + ", format: jsonl}");
+      std::string log_filter = "log: {path: ";
+      log_filter += (dir / "log").string();
+      log_filter += ", format: jsonl}";
+      yaml += session_yaml("s" + std::to_string(i), stream, dir / ("out" + std::to_string(i)), log_filter);
     }
     gateway g(write_text(dir, "refused.yaml", yaml));
     REQUIRE(g.wait() == 1);
