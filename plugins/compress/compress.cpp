@@ -255,15 +255,6 @@ std::unique_ptr<filter_factory> build(const option_values& values, option_error&
   return std::make_unique<compress_factory>(s);
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<filter_factory>();
-      },
-      [&] { return build(values, error); });
-}
 
 // For the core of a gateway whose session has no compress filter, when a
 // message reaches an endpoint that cannot take it: the words of the
@@ -278,4 +269,4 @@ const char* recognize(bytes_view message) noexcept {
 
 PICKLEWAY_FILTER_PLUGIN_RECOGNIZING(
     "compress", "1.0.0", "per-message compression over a length-framed link to a peer gateway",
-    compress_options, make, recognize)
+    compress_options, guarded_factory<build>, recognize)

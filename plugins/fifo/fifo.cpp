@@ -208,17 +208,7 @@ std::unique_ptr<transport> build(const option_values& values, option_error& erro
   return std::make_unique<fifo_transport>(std::move(o));
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<transport> make(const option_values& values, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<transport>();
-      },
-      [&] { return build(values, error); });
-}
-
 }  // namespace
 
 PICKLEWAY_TRANSPORT_PLUGIN("fifo", "1.0.0", "named pipes (FIFOs), one or both ways", fifo_options,
-                           make)
+                           guarded_factory<build>)

@@ -194,20 +194,10 @@ std::unique_ptr<filter_factory> build(const option_values& values, option_error&
   return std::make_unique<firewall_factory>(std::move(p), drop);
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<filter_factory>();
-      },
-      [&] { return build(values, error); });
-}
-
 }  // namespace
 
 PICKLEWAY_FILTER_PLUGIN("firewall", "1.0.0",
                         "refuses a message that would import a global outside the allowlist, or "
                         "use a denied extension code or persistent id; judged by simulating the "
                         "unpickler",
-                        firewall_options, make)
+                        firewall_options, guarded_factory<build>)

@@ -235,19 +235,9 @@ std::unique_ptr<filter_factory> build(const option_values& values, option_error&
   return std::make_unique<log_factory>(std::move(o), path);
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<filter_factory>();
-      },
-      [&] { return build(values, error); });
-}
-
 }  // namespace
 
 PICKLEWAY_FILTER_PLUGIN("log", "1.0.0",
                         "one record per message (time, session, direction, size, protocol, "
                         "type, globals) to a file, written by a thread of its own",
-                        log_options, make)
+                        log_options, guarded_factory<build>)

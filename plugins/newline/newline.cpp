@@ -117,19 +117,9 @@ std::unique_ptr<filter_factory> build(const option_values& values, option_error&
   return std::make_unique<newline_factory>(a, b);
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<filter_factory> make(const option_values& values, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<filter_factory>();
-      },
-      [&] { return build(values, error); });
-}
-
 }  // namespace
 
 PICKLEWAY_FILTER_PLUGIN("newline", "1.0.0",
                         "pickle-aware newline translation: rewrites only the line terminators of "
                         "text opcodes, never bytes inside binary payloads",
-                        newline_options, make)
+                        newline_options, guarded_factory<build>)

@@ -41,16 +41,11 @@ class stdio_transport final : public transport {
   std::string describe() const noexcept override { return "stdio"; }
 };
 
-std::unique_ptr<transport> make(const option_values&, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<transport>();
-      },
-      [] { return std::unique_ptr<transport>(std::make_unique<stdio_transport>()); });
+std::unique_ptr<transport> build(const option_values&, option_error&) {
+  return std::make_unique<stdio_transport>();
 }
 
 }  // namespace
 
 PICKLEWAY_TRANSPORT_PLUGIN("stdio", "1.0.0", "pickleway's own standard input and output",
-                           {}, make)
+                           {}, guarded_factory<build>)

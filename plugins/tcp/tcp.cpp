@@ -201,17 +201,7 @@ std::unique_ptr<transport> build(const option_values& options, option_error& err
   return std::make_unique<tcp_transport>(std::move(*role), *target, *retry, std::move(tls), *backlog);
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<transport> make(const option_values& options, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<transport>();
-      },
-      [&] { return build(options, error); });
-}
-
 }  // namespace
 
 PICKLEWAY_TRANSPORT_PLUGIN("tcp", "1.1.0", "TCP over IPv4 and IPv6, connect with retry, TLS",
-                           tcp_options, make)
+                           tcp_options, guarded_factory<build>)

@@ -195,17 +195,7 @@ std::unique_ptr<transport> build(const option_values& options, option_error& err
   return std::make_unique<unix_transport>(role->listens, std::move(*at), mode, *retry, *backlog);
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<transport> make(const option_values& options, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<transport>();
-      },
-      [&] { return build(options, error); });
-}
-
 }  // namespace
 
 PICKLEWAY_TRANSPORT_PLUGIN("unix", "1.0.0", "Unix stream sockets, by path or abstract name",
-                           unix_options, make)
+                           unix_options, guarded_factory<build>)

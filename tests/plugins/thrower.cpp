@@ -49,19 +49,11 @@ class thrower_factory final : public filter_factory {
   bool on_make_;
 };
 
-std::unique_ptr<filter_factory> make(const option_values& options, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<filter_factory>();
-      },
-      [&] {
-        return std::unique_ptr<filter_factory>(
-            std::make_unique<thrower_factory>(options.get_string("when") == "make"));
-      });
+std::unique_ptr<filter_factory> build(const option_values& options, option_error&) {
+  return std::make_unique<thrower_factory>(options.get_string("when") == "make");
 }
 
 }  // namespace
 
 PICKLEWAY_FILTER_PLUGIN("thrower", "1.0.0", "throws where it is told to, inside guarded()",
-                        thrower_options, make)
+                        thrower_options, guarded_factory<build>)

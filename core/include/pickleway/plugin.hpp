@@ -1,9 +1,10 @@
 // What a plugin library exports: one descriptor, through Boost.DLL.
 //
 //   #include <pickleway/plugin.hpp>
-//   static std::unique_ptr<pickleway::transport> make(const pickleway::option_values&,
-//                                                     pickleway::option_error&) noexcept;
-//   PICKLEWAY_TRANSPORT_PLUGIN("tcp", "1.0.0", "TCP and TLS", tcp_options, make)
+//   static std::unique_ptr<pickleway::transport> build(const pickleway::option_values&,
+//                                                      pickleway::option_error&);
+//   PICKLEWAY_TRANSPORT_PLUGIN("tcp", "1.0.0", "TCP and TLS", tcp_options,
+//                              pickleway::guarded_factory<build>)
 //
 // The core loads every library on its plugin search path, reads the
 // descriptor's abi_version first, and refuses a library built against
@@ -14,10 +15,13 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+#include <type_traits>
 
 #include <boost/dll/alias.hpp>
 
 #include "pickleway/filter.hpp"
+#include "pickleway/guarded.hpp"
 #include "pickleway/options.hpp"
 #include "pickleway/transport.hpp"
 
@@ -53,6 +57,21 @@ struct plugin_descriptor {
   make_filter_fn make_filter;        // for kind filter
   recognize_output_fn recognize_output;  // optional, for kind filter
 };
+
+// The factory entry point made of a `build(values, error)` that may throw:
+// what it throws becomes the refusal, with its text, so that no plugin
+// writes the boundary's try/catch itself.
+template <auto build>
+auto guarded_factory(const option_values& values, option_error& error) noexcept
+    -> std::invoke_result_t<decltype(build), const option_values&, option_error&> {
+  using made = std::invoke_result_t<decltype(build), const option_values&, option_error&>;
+  return guarded(
+      [&](std::string_view why) {
+        error = {"", std::string(why)};
+        return made();
+      },
+      [&] { return build(values, error); });
+}
 
 // The exported symbol's name and type.
 inline constexpr const char* plugin_symbol = "pickleway_plugin";

@@ -77,17 +77,7 @@ std::unique_ptr<transport> build(const option_values& options, option_error& err
   return std::make_unique<file_transport>(read, write);
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<transport> make(const option_values& options, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<transport>();
-      },
-      [&] { return build(options, error); });
-}
-
 }  // namespace
 
 PICKLEWAY_TRANSPORT_PLUGIN("file", "1.0.0", "replays a recorded pickle stream from a file",
-                           file_options, make)
+                           file_options, guarded_factory<build>)

@@ -85,15 +85,10 @@ class names_factory final : public filter_factory {
   std::string describe() const noexcept override { return "names"; }
 };
 
-std::unique_ptr<filter_factory> make(const option_values&, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<filter_factory>();
-      },
-      [] { return std::unique_ptr<filter_factory>(std::make_unique<names_factory>()); });
+std::unique_ptr<filter_factory> build(const option_values&, option_error&) {
+  return std::make_unique<names_factory>();
 }
 
 }  // namespace
 
-PICKLEWAY_FILTER_PLUGIN("names", "1.0.0", "logs the globals each message names", {}, make)
+PICKLEWAY_FILTER_PLUGIN("names", "1.0.0", "logs the globals each message names", {}, guarded_factory<build>)

@@ -93,17 +93,7 @@ std::unique_ptr<filter_factory> build(const option_values& options, option_error
   return std::make_unique<tap_factory>(path, backwards ? direction::b_to_a : direction::a_to_b);
 }
 
-// The entry point: what build() throws is a refusal too, with its text.
-std::unique_ptr<filter_factory> make(const option_values& options, option_error& error) noexcept {
-  return guarded(
-      [&](std::string_view why) {
-        error = {"", std::string(why)};
-        return std::unique_ptr<filter_factory>();
-      },
-      [&] { return build(options, error); });
-}
-
 }  // namespace
 
 PICKLEWAY_FILTER_PLUGIN("tap", "1.0.0", "copies the messages of one direction to a file",
-                        tap_options, make)
+                        tap_options, guarded_factory<build>)
