@@ -20,6 +20,10 @@ constexpr std::size_t read_chunk = 256 * 1024;
 constexpr std::size_t high_water = 1024 * 1024;
 // The most a single write sends before control frames get their turn.
 constexpr std::uint64_t send_chunk = 256 * 1024;
+// The most the replay buffer holds that was not yet sent: past it, the
+// pump waits as it would on the socket, so the buffer holds what is in
+// flight rather than filling up with what the connection cannot take yet.
+constexpr std::uint64_t unsent_most = 4 * send_chunk;
 // Between reconnects that break during their hello.
 constexpr std::chrono::milliseconds reconnect_pause{100};
 
@@ -116,7 +120,7 @@ void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
     return stop();
   }
   acked(peer_next - 1);
-  sent_ = replay_base_;
+  sent_ = replay_.begin();
   if (highest_sent_ >= peer_next) {
     const std::uint64_t again = highest_sent_ - (peer_next - 1);
     stats_.resent += again;
@@ -142,6 +146,7 @@ void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
   // Where this side stands goes first: what it has written of the far side's.
   link_wire::encode_ack(written_, c->control);
   ack_sent_ = written_;
+  received_bytes_acked_ = received_bytes_;
   current_ = c;
   spawn([c](link& l) { return l.receive(c); });
   spawn([c](link& l) { return l.send(c); });
@@ -170,18 +175,18 @@ asio::awaitable<io_result> link::read(std::span<std::uint8_t> into) {
 asio::awaitable<io_result> link::write(std::span<const std::uint8_t> from) {
   for (;;) {
     if (stopped_) co_return io_result::failure(asio::error::operation_aborted);
-    // Whole messages, while the replay buffer has room; one larger than
-    // the buffer goes when it is empty, alone.
+    // Whole messages, while the replay buffer has room and what is not
+    // yet sent is below unsent_most; one larger than the buffer goes when
+    // it is empty, alone.
     std::size_t pos = 0;
-    for (;;) {
+    while (replay_.end() - sent_ < unsent_most) {
       bool whole = false;
       const std::uint64_t size = frame_size(from, pos, whole);
       if (!whole) break;
-      const std::uint64_t held = replay_.size() - replay_begin_;
+      const std::uint64_t held = replay_.size();
       if (held > 0 && held + size > options_.replay) break;
-      replay_.insert(replay_.end(), from.begin() + static_cast<std::ptrdiff_t>(pos),
-                     from.begin() + static_cast<std::ptrdiff_t>(pos + size));
-      ends_.push_back(replay_base_ + (replay_.size() - replay_begin_));
+      replay_.append(from.subspan(pos, static_cast<std::size_t>(size)));
+      ends_.push_back(replay_.end());
       ++taken_;
       pos += static_cast<std::size_t>(size);
     }
@@ -202,7 +207,22 @@ void link::close_write() {
 void link::delivered(std::uint64_t messages) {
   if (messages <= written_) return;
   written_ = messages;
+  // Much came since the last ACK: it goes now, not at the end of ack_ms
+  // (by the acknowledging coroutine: this is the pump's call stack).
+  const std::uint64_t early = std::min<std::uint64_t>(options_.replay / 4, 1024 * 1024);
+  if (received_bytes_ - received_bytes_acked_ >= early) {
+    ack_now_ = true;
+    ack_timer_.cancel();
+  }
   ack_due_.notify();
+}
+
+void link::queue_ack() {
+  link_wire::encode_ack(written_, current_->control);
+  ack_sent_ = written_;
+  received_bytes_acked_ = received_bytes_;
+  send_changed_.notify();
+  tell_changed();
 }
 
 bool link::finished() const {
@@ -213,7 +233,7 @@ bool link::finished() const {
 link_stats link::stats() const {
   link_stats s = stats_;
   s.unacked = taken_ - acked_;
-  s.unacked_bytes = replay_.size() - replay_begin_;
+  s.unacked_bytes = replay_.size();
   return s;
 }
 
@@ -300,7 +320,10 @@ bool link::parse() {
         in_scanned_ += n;
         frame_left_ -= n;
       }
-      if (frame_left_ == 0) ++received_;
+      if (frame_left_ == 0) {
+        ++received_;
+        received_bytes_ += frame_size_;
+      }
       continue;
     }
     const link_wire::frame f = link_wire::next_frame({in_.data() + in_scanned_, avail}, max_message_);
@@ -370,10 +393,10 @@ void link::take_out(std::size_t n) {
 
 asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
   while (c->alive) {
-    const std::uint64_t replay_end = replay_base_ + (replay_.size() - replay_begin_);
+    const std::uint64_t replay_end = replay_.end();
     // Control frames go between DATA frames, never inside one.
     const bool at_boundary =
-        sent_ == replay_base_ || std::binary_search(ends_.begin(), ends_.end(), sent_);
+        sent_ == replay_.begin() || std::binary_search(ends_.begin(), ends_.end(), sent_);
     if (at_boundary && sent_ == replay_end && end_requested_ && !c->end_sent) {
       link_wire::encode_end(taken_, c->control);
       c->end_sent = true;
@@ -389,8 +412,7 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
       const auto next_end = std::upper_bound(ends_.begin(), ends_.end(), sent_);
       const auto beyond = std::upper_bound(next_end, ends_.end(), sent_ + send_chunk);
       const std::uint64_t until = beyond == next_end ? *next_end : *std::prev(beyond);
-      const std::size_t from = replay_begin_ + static_cast<std::size_t>(sent_ - replay_base_);
-      chunk = {replay_.data() + from, static_cast<std::size_t>(until - sent_)};
+      chunk = replay_.contiguous(sent_, until - sent_);
     } else if (finished() && !c->fin_sent) {
       // Everything acknowledged both ways: close our side; the far side's
       // close (EOF) ends the link.
@@ -410,6 +432,7 @@ asio::awaitable<void> link::send(std::shared_ptr<connection> c) {
           c->control.erase(c->control.begin(), c->control.begin() + static_cast<std::ptrdiff_t>(r.bytes));
         } else {
           sent_ += r.bytes;
+          space_changed_.notify();
           const auto whole = static_cast<std::uint64_t>(
               std::upper_bound(ends_.begin(), ends_.end(), sent_) - ends_.begin());
           highest_sent_ = std::max(highest_sent_, acked_ + whole);
@@ -438,6 +461,8 @@ asio::awaitable<void> link::watch(std::shared_ptr<connection> c) {
       broken(*c, "nothing heard for " + std::to_string(silence.count()) + " ms");
       co_return;
     }
+    // Idle for a keepalive: the replay buffer's spare blocks go back.
+    if (now - c->last_sent >= options_.keepalive) replay_.release_spares();
     if (now - c->last_sent >= options_.keepalive && c->control.empty()) {
       link_wire::encode_keepalive(c->control);
       send_changed_.notify();
@@ -445,39 +470,33 @@ asio::awaitable<void> link::watch(std::shared_ptr<connection> c) {
   }
 }
 
-// Acknowledges what delivered() reports, at most every ack_ms.
+// Acknowledges what delivered() reports, every ack_ms, or at once when
+// delivered() says much came.
 asio::awaitable<void> link::acknowledge() {
   while (!stopped_) {
     if (written_ == ack_sent_ || !current_) {
       co_await ack_due_.changed();
       continue;
     }
-    ack_timer_.expires_after(options_.ack);
-    const auto [cancelled] = co_await ack_timer_.async_wait(tuple_awaitable);
-    if (cancelled || stopped_) co_return;
+    if (!ack_now_) {
+      // delivered() cuts the wait short when much came.
+      ack_timer_.expires_after(options_.ack);
+      co_await ack_timer_.async_wait(tuple_awaitable);
+      if (stopped_) co_return;
+    }
+    ack_now_ = false;
     if (!current_) continue;  // the next connection's first frame says it
-    link_wire::encode_ack(written_, current_->control);
-    ack_sent_ = written_;
-    send_changed_.notify();
-    tell_changed();
+    queue_ack();
   }
 }
 
 void link::acked(std::uint64_t number) {
   while (acked_ < number) {
-    const std::uint64_t end = ends_.front();
+    replay_.drop_until(ends_.front());
     ends_.pop_front();
-    replay_begin_ += static_cast<std::size_t>(end - replay_base_);
-    replay_base_ = end;
     ++acked_;
   }
-  if (sent_ < replay_base_) sent_ = replay_base_;
-  // Compact once the acknowledged part is most of the buffer.
-  if (replay_begin_ > replay_.size() / 2) {
-    replay_.erase(replay_.begin(), replay_.begin() + static_cast<std::ptrdiff_t>(replay_begin_));
-    replay_begin_ = 0;
-    if (replay_.capacity() > 4 * options_.replay && replay_.empty()) std::vector<std::uint8_t>().swap(replay_);
-  }
+  if (sent_ < replay_.begin()) sent_ = replay_.begin();
   space_changed_.notify();
   tell_changed();
 }
@@ -547,7 +566,7 @@ asio::awaitable<void> link::recover() {
     tell_fail(label_ + ": link lost: the far gateway does not know this link");
   } else {
     tell_fail(label_ + ": link lost after resume_ms: " + std::to_string(taken_ - acked_) +
-                " messages (" + std::to_string(replay_.size() - replay_begin_) +
+                " messages (" + std::to_string(replay_.size()) +
                 " bytes) not acknowledged");
   }
   stop();

@@ -6,10 +6,13 @@
 // gives the messages the far gateway sent, write() takes the messages for
 // it. Underneath:
 // - every message written is kept in a replay buffer until the far gateway
-//   acknowledges that it wrote it to its own far endpoint; a full buffer
-//   holds write() back, so the producer is slowed, never dropped;
+//   acknowledges that it wrote it to its own far endpoint; a full buffer,
+//   or 1 MiB in it not yet sent, holds write() back, so the producer is
+//   slowed, never dropped;
 // - delivered() says which of the messages read are written on this side;
-//   they are acknowledged at least every ack_ms;
+//   they are acknowledged at least every ack_ms, and at once when a
+//   quarter of the replay buffer (at most 1 MiB) came since the last ACK,
+//   so that a fast stream keeps the far side's replay buffer small;
 // - a connection that breaks (an error, a reset, or nothing heard for 3 x
 //   keepalive_ms) is closed, and a new one resumes where each side's
 //   acknowledgements say: the connector opens it (through the transport,
@@ -37,6 +40,7 @@
 #include "config.hpp"
 #include "engine/event.hpp"
 #include "engine/link_protocol.hpp"
+#include "engine/replay_buffer.hpp"
 #include "engine/waiter.hpp"
 #include "pickleway/stream.hpp"
 
@@ -117,6 +121,7 @@ class link : public std::enable_shared_from_this<link> {
   void make_room(std::size_t room);
   void take_out(std::size_t n);
   void acked(std::uint64_t number);
+  void queue_ack();
   void broken(connection& c, const std::string& why);
 
   asio::io_context& io_;
@@ -133,18 +138,16 @@ class link : public std::enable_shared_from_this<link> {
   asio::steady_timer resume_timer_;
 
   // Outgoing: the DATA frames of messages acked_ + 1 .. taken_, as the
-  // pump wrote them (a DATA frame is a length-framed message), from
-  // absolute stream offset replay_base_; ends_ has each one's end.
-  std::vector<std::uint8_t> replay_;
-  std::size_t replay_begin_ = 0;
-  std::uint64_t replay_base_ = 0;
+  // pump wrote them (a DATA frame is a length-framed message), by their
+  // offset in the outgoing stream; ends_ has each one's end.
+  replay_buffer replay_;
   std::deque<std::uint64_t> ends_;
   std::uint64_t taken_ = 0;
   std::uint64_t acked_ = 0;
   std::uint64_t sent_ = 0;          // absolute offset sent on the current connection
   std::uint64_t highest_sent_ = 0;  // messages ever sent, for the count resent
   bool end_requested_ = false;
-  event space_changed_;  // acks freed room in the replay buffer
+  event space_changed_;  // acks freed room in the replay buffer, or some was sent
   event send_changed_;   // something to send
 
   // Incoming, in one buffer: in_[in_begin_, in_scanned_) are DATA frames
@@ -164,6 +167,9 @@ class link : public std::enable_shared_from_this<link> {
   std::uint64_t received_ = 0;   // whole messages received
   std::uint64_t written_ = 0;    // of those, delivered()
   std::uint64_t ack_sent_ = 0;   // the last ACK queued
+  std::uint64_t received_bytes_ = 0;  // of whole messages' DATA frames
+  std::uint64_t received_bytes_acked_ = 0;  // received_bytes_ at the last ACK
+  bool ack_now_ = false;                    // the next ACK goes without waiting ack_ms
   bool peer_ended_ = false;
   std::uint64_t peer_last_ = 0;
   event data_changed_;  // messages arrived, or the peer ended
