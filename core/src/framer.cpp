@@ -124,6 +124,19 @@ framer::framer(framer_options options) : options_(options) {
   options_.max_message = std::min(options_.max_message, largest_max_message);
 }
 
+void framer::restart() {
+  std::vector<std::uint8_t> memo = std::move(memo_);
+  std::vector<std::uint32_t> line_ends = std::move(info_.line_ends);
+  std::vector<std::uint32_t> frames = std::move(info_.frames);
+  *this = framer(options_);
+  memo.clear();
+  line_ends.clear();
+  frames.clear();
+  memo_ = std::move(memo);
+  info_.line_ends = std::move(line_ends);
+  info_.frames = std::move(frames);
+}
+
 frame_status framer::next(bytes_view data) {
   if (error_.code != errc::ok) return frame_status::error;
   if (!in_message_) return start_message(data);

@@ -280,3 +280,33 @@ TEST_CASE("bytes_wanted names the whole of a payload once its length is known") 
   CHECK(f.next(view(head)) == frame_status::need_more);
   CHECK(f.bytes_wanted() == head.size() + 65536);
 }
+
+TEST_CASE("a restarted framer frames as a new one, whatever the last one left") {
+  // A message that defines memo entry 0, then one that reads it: a new
+  // framer must refuse the second; so must one restarted between them.
+  const std::string first = "\x80\x04\x95\x06\x00\x00\x00\x00\x00\x00\x00]\x94h\x00\x86."s;
+  const std::string second = "\x80\x04h\x00."s;
+  framer f;
+  REQUIRE(f.next(view(first)) == frame_status::message);
+  f.restart();
+  CHECK(f.stream_offset() == 0);
+  CHECK(f.next(view(second)) == frame_status::error);
+  CHECK(f.error().code == errc::undefined_memo);
+  CHECK(f.error().offset == 2);
+  // Failed, restarted: it frames again, from offset 0, protocol and all.
+  f.restart();
+  REQUIRE(f.next(view(first)) == frame_status::message);
+  CHECK(f.message().stream_offset == 0);
+  CHECK(f.message().size == first.size());
+  CHECK(f.message().protocol == 4);
+  // A protocol 0 message marks the stream as one where stray bytes are an
+  // error; restarted, a framer diverts them again as a new one does.
+  const framer_options divert{.on_stray = stray_policy::divert};
+  framer g(divert);
+  REQUIRE(g.next(view("N."s)) == frame_status::message);
+  framer not_restarted = g;
+  CHECK(not_restarted.finish(view("hello\n"s)) == frame_status::error);
+  g.restart();
+  CHECK(g.finish(view("hello\n"s)) == frame_status::stray);
+  CHECK(framer(divert).finish(view("hello\n"s)) == frame_status::stray);
+}

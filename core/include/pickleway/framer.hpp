@@ -80,6 +80,10 @@ class framer {
  public:
   explicit framer(framer_options options = {});
 
+  // Back to a new framer's state, keeping the memory it allocated: one
+  // framer checks many separate messages without allocating for each.
+  void restart();
+
   // Frames the first message of `data`: the stream's bytes from the first
   // one not yet consumed. Bytes passed to an earlier call and not consumed
   // must be passed again, unchanged and first (they may have moved in

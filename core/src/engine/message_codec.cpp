@@ -110,8 +110,8 @@ std::unique_ptr<message_reader> make_reader(const framing_config& framing,
   return std::make_unique<pickle_reader>(framing.pickle);
 }
 
-std::string whole_pickle_problem(bytes_view message, const framer_options& options, errc& cause) {
-  framer check(options);
+std::string whole_pickle_problem(bytes_view message, framer& check, errc& cause) {
+  check.restart();
   frame_status status = check.next(message);
   if (status == frame_status::need_more) status = check.finish(message);
   cause = errc::incomplete_pickle;

@@ -40,9 +40,10 @@ class message_reader {
 std::unique_ptr<message_reader> make_reader(const framing_config& framing,
                                            std::uint64_t first_offset = 0);
 
-// "" when `message` is exactly one whole pickle by `options`, else why not
-// (and `cause` says so in the error table's terms).
-std::string whole_pickle_problem(bytes_view message, const framer_options& options, errc& cause);
+// "" when `message` is exactly one whole pickle by the options of `check`
+// (a framer kept for the purpose, restarted here), else why not (and
+// `cause` says so in the error table's terms).
+std::string whole_pickle_problem(bytes_view message, framer& check, errc& cause);
 
 // Appends `message` to `out` as the endpoint's framing writes it.
 void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out);

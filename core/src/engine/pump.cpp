@@ -24,6 +24,7 @@ pump::pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
       hints_(hints),
       hooks_(std::move(h)),
       reader_(make_reader(from.config->framing, from.read_offset)),
+      pickle_check_(to.config->framing.pickle),
       in_(std::max(read_chunk, from.early_input.size())),
       refused_(chain_.size()),
       out_offset_(to.write_offset) {
@@ -149,7 +150,7 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
   const bool framed = from_.config->framing.kind == framing_kind::pickle && !m.replaced();
   if (to_.config->framing.kind == framing_kind::pickle && !framed) {
     errc code = errc::ok;
-    if (const std::string problem = whole_pickle_problem(out, to_.config->framing.pickle, code);
+    if (const std::string problem = whole_pickle_problem(out, pickle_check_, code);
         !problem.empty()) {
       stop_input(code, from_.label + ": offset " + std::to_string(offset) + ": message " +
                  std::to_string(m.sequence()) + " is not one whole pickle for " + to_.label + ": " +

@@ -91,6 +91,10 @@ class pump {
   const output_hints& hints_;
   hooks hooks_;
   std::unique_ptr<message_reader> reader_;
+  // Checks that what goes to a pickle endpoint without having come
+  // through a framer is one whole pickle; kept, so that checking allocates
+  // nothing per message.
+  framer pickle_check_;
 
   std::vector<std::uint8_t> in_;
   std::size_t in_begin_ = 0, in_end_ = 0;
