@@ -12,6 +12,17 @@ namespace {
 
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t high_water = 256 * 1024;
+// A pump that finds nothing to read gives back its buffers when they are
+// empty, unless larger than this: a stream of large messages keeps its own.
+constexpr std::size_t kept_when_idle = 2 * high_water;
+
+// One read buffer for the pumps of a thread: a pump that holds no input
+// reads into it and copies into a buffer of its own only what is left of
+// a message the read cut, so that an idle instance holds no read buffer.
+std::span<std::uint8_t> shared_read_buffer() {
+  thread_local const auto buffer = std::make_unique_for_overwrite<std::uint8_t[]>(read_chunk);
+  return {buffer.get(), read_chunk};
+}
 
 }  // namespace
 
@@ -25,7 +36,7 @@ pump::pump(direction dir, endpoint_runtime& from, endpoint_runtime& to,
       hooks_(std::move(h)),
       reader_(make_reader(from.config->framing, from.read_offset)),
       pickle_check_(to.config->framing.pickle),
-      in_(std::max(read_chunk, from.early_input.size())),
+      in_(from.early_input.size()),
       refused_(chain_.size()),
       out_offset_(to.write_offset) {
   if (!from_.link && !from_.stream->can_read()) source_done_ = input_closed_ = true;  // one-way
@@ -51,18 +62,27 @@ asio::awaitable<void> pump::run(waiter& w) {
     } else {
       process();
       if (out_begin_ < out_.size() || input_closed_) continue;
-      make_room();
       // Everything taken from a link so far is written on (or dropped): the
       // far gateway may hear so.
       if (from_.link) from_.link->delivered(handled_);
-      const std::span<std::uint8_t> room{in_.data() + in_end_, in_.size() - in_end_};
+      // A link's read waits (another pump may read meanwhile): its pump
+      // reads into its own buffer.
+      const bool shared = !from_.link && in_begin_ == in_end_ && reader_->wanted() <= read_chunk;
+      if (!shared) make_room();
+      const std::span<std::uint8_t> room =
+          shared ? shared_read_buffer() : std::span<std::uint8_t>{in_.data() + in_end_, in_.size() - in_end_};
       const io_result r = from_.link ? co_await from_.link->read(room) : from_.stream->read(room);
       if (r.error == asio::error::operation_aborted && from_.link) co_return;  // the instance ended
       switch (r.status) {
         case io_status::done:
-          in_end_ += r.bytes;
+          if (shared) {
+            take_shared({room.data(), r.bytes});
+          } else {
+            in_end_ += r.bytes;
+          }
           continue;
         case io_status::would_block:
+          if (in_begin_ == in_end_) give_back_buffers();
           fd = r.wait_handle;
           writable = r.wait_writable;
           break;
@@ -82,41 +102,69 @@ asio::awaitable<void> pump::run(waiter& w) {
 }
 
 void pump::process() {
+  in_begin_ += process({in_.data() + in_begin_, in_end_ - in_begin_});
+  if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+}
+
+void pump::take_shared(bytes_view got) {
+  const std::size_t used = process(got);
+  // What the pump could not take yet (a message cut short, or more than
+  // the output takes now) is its own input from here on.
+  const std::size_t rest = got.size() - used;
+  if (rest == 0) return;
+  if (in_.size() < rest) in_.resize(rest);
+  std::memcpy(in_.data(), got.data() + used, rest);
+  in_begin_ = 0;
+  in_end_ = rest;
+}
+
+void pump::give_back_buffers() {
+  if (in_.capacity() <= kept_when_idle) std::vector<std::uint8_t>().swap(in_);
+  in_begin_ = in_end_ = 0;
+  if (out_begin_ == out_.size() && out_.capacity() <= kept_when_idle) {
+    std::vector<std::uint8_t>().swap(out_);
+    out_begin_ = 0;
+  }
+}
+
+std::size_t pump::process(bytes_view input) {
+  std::size_t used = 0;
   while (!input_closed_ && out_.size() - out_begin_ < high_water) {
-    const bytes_view data(in_.data() + in_begin_, in_end_ - in_begin_);
+    const bytes_view data = input.subspan(used);
     const std::uint64_t offset = reader_->offset();
     read_step s = reader_->next(data);
     if (s.status == frame_status::need_more && source_done_) {
       if (!read_error_.empty()) {
         stop_input(errc::read_failed, read_error_);
-        return;
+        return used;
       }
       s = reader_->finish(data);
     }
     switch (s.status) {
       case frame_status::message:
-        in_begin_ += s.consumed;
+        used += s.consumed;
         // A length-framed message's bytes start after its length.
         deliver(s.message, s.info, offset, s.consumed - s.message.size());
         break;
       case frame_status::stray:
-        in_begin_ += s.consumed;
+        used += s.consumed;
         stats_.stray_bytes += s.consumed;
         hooks_.log(from_.label + ": offset " + std::to_string(offset) + ": stray bytes diverted: " +
                    preview(s.message, 256) + hints_.for_stream(s.message));
         break;
       case frame_status::need_more:
-        return;
+        return used;
       case frame_status::end:
         input_closed_ = true;
-        return;
+        return used;
       case frame_status::error:
         // A pickle-framed reader fails on the message that starts `data`.
         stop_input(s.code, from_.label + ": " + s.error +
                    (from_.config->framing.kind == framing_kind::pickle ? hints_.for_stream(data) : ""));
-        return;
+        return used;
     }
   }
+  return used;
 }
 
 void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t offset,

@@ -5,6 +5,9 @@
 // Bounded: input is held up to one message (max_message) plus a read chunk;
 // output up to a high-water mark plus one message. While output is above
 // the mark the pump stops reading, so a slow reader slows the writer.
+// Buffers are taken when data comes and given back when the source has
+// nothing more: a pump holding nothing reads into one buffer its thread's
+// pumps share, and keeps only what is left of a message the read cut.
 #pragma once
 
 #include <cstdint>
@@ -76,6 +79,11 @@ class pump {
   // What a write of the output did; false when it must wait for (fd, writable).
   bool wrote(const io_result& r, int& fd, bool& writable);
   void process();  // buffered input -> output, until the high-water mark
+  // `input` -> output, until the high-water mark; returns how much it took.
+  std::size_t process(bytes_view input);
+  // Bytes read into the shared buffer: processed, and what is left kept.
+  void take_shared(bytes_view got);
+  void give_back_buffers();  // nothing to read, nothing held
   // `offset`: the stream offset of the message's framing; `header`: how
   // many bytes of framing come before its bytes there.
   void deliver(bytes_view message, const message_info* info, std::uint64_t offset,
