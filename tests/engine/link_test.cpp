@@ -212,11 +212,13 @@ TEST_CASE("a break inside a message: it comes again whole, and what came of it b
 TEST_CASE("an outage longer than the replay buffer holds slows the producer, in bounded memory") {
   two_hosts net;
   // 200 KB of messages, a replay buffer of 16 KiB: the producer must wait.
+  // One a millisecond, so the stream is still going when the partition
+  // comes: a flood is all acknowledged within milliseconds of message 250.
   link_pair p(2000, "{keepalive_ms: 200, replay: 16KiB}");
   const std::string far_address = net.address(side::b) + ":7000";
   gateway far(p.far_config(far_address), {}, net.in(side::b));
   REQUIRE(far.wait_for_line("session far: listening on "));
-  gateway near(p.near_config(far_address, "0"), {"--stats", "0.2"}, net.in(side::a));
+  gateway near(p.near_config(far_address, "1"), {"--stats", "0.2"}, net.in(side::a));
   REQUIRE(far.wait_for_line("sink: received 250"));
   net.partition();
   REQUIRE(near.wait_for_line("link broken"));
