@@ -355,8 +355,6 @@ TEST_CASE("pickleway run refuses, at the key, what check accepts but this versio
   };
   const refused cases[] = {
       {"two threads", "threads: 2\n" + session, "run.yaml:1:10: threads above 1: not supported by this version yet\n"},
-      {"two instances", session + "    instances: 2\n",
-       "run.yaml:5:16: instances above 1: not supported by this version yet\n"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.what);
@@ -368,6 +366,11 @@ TEST_CASE("pickleway run refuses, at the key, what check accepts but this versio
     const auto r = run_config("threads: 1\n" + session + "    instances: 1\n");
     CHECK_MESSAGE(r.exit_status == 0, r.out);
     CHECK(r.out.find("session s: 1 instance, a>b 0 messages") != std::string::npos);
+  }
+  SUBCASE("three instances run side by side, each named for its place") {
+    const auto r = run_config(session + "    instances: 3\n");
+    CHECK_MESSAGE(r.exit_status == 0, r.out);
+    CHECK_MESSAGE(r.out.find("session s: 3 instances, a>b 0 messages") != std::string::npos, r.out);
   }
   std::filesystem::remove_all(dir);
 }

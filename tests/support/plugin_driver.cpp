@@ -79,12 +79,15 @@ std::unique_ptr<filter> make_instance(filter_factory& f, const open_context& con
 struct poll_watcher::entry {
   int fd;
   std::function<void()> readable;
+  std::function<void()> writable;
+  bool want_read = false;
+  bool want_write = false;
   bool live = true;
 };
 
 namespace {
 
-class poll_watch final : public watch {
+class poll_watch final : public socket_watch {
  public:
   poll_watch(std::weak_ptr<std::vector<std::shared_ptr<poll_watcher::entry>>> entries,
              std::shared_ptr<poll_watcher::entry> e)
@@ -93,6 +96,8 @@ class poll_watch final : public watch {
     entry_->live = false;
     if (const auto entries = entries_.lock()) std::erase(*entries, entry_);
   }
+  void want_readable(bool on) noexcept override { entry_->want_read = on; }
+  void want_writable(bool on) noexcept override { entry_->want_write = on; }
 
  private:
   std::weak_ptr<std::vector<std::shared_ptr<poll_watcher::entry>>> entries_;
@@ -105,7 +110,14 @@ poll_watcher::poll_watcher() : entries_(std::make_shared<std::vector<std::shared
 poll_watcher::~poll_watcher() = default;
 
 std::unique_ptr<watch> poll_watcher::watch_readable(int fd, std::function<void()> readable) noexcept {
-  auto e = std::make_shared<entry>(entry{fd, std::move(readable)});
+  auto w = watch_socket(fd, std::move(readable), [] {});
+  w->want_readable(true);
+  return w;
+}
+
+std::unique_ptr<socket_watch> poll_watcher::watch_socket(int fd, std::function<void()> readable,
+                                                         std::function<void()> writable) noexcept {
+  auto e = std::make_shared<entry>(entry{fd, std::move(readable), std::move(writable)});
   entries_->push_back(e);
   return std::make_unique<poll_watch>(entries_, e);
 }
@@ -115,7 +127,8 @@ std::size_t poll_watcher::watched() const { return entries_->size(); }
 bool poll_watcher::run_once(std::chrono::milliseconds timeout, std::vector<pollfd>* also) {
   const auto snapshot = *entries_;  // a callback may end any watch, its own included
   std::vector<pollfd> polled;
-  for (const auto& e : snapshot) polled.push_back({e->fd, POLLIN, 0});
+  for (const auto& e : snapshot)
+    polled.push_back({e->fd, static_cast<short>((e->want_read ? POLLIN : 0) | (e->want_write ? POLLOUT : 0)), 0});
   if (also) polled.insert(polled.end(), also->begin(), also->end());
   int n;
   do {
@@ -124,8 +137,13 @@ bool poll_watcher::run_once(std::chrono::milliseconds timeout, std::vector<pollf
   if (n <= 0) return false;
   if (also)
     for (std::size_t i = 0; i < also->size(); ++i) (*also)[i].revents = polled[snapshot.size() + i].revents;
-  for (std::size_t i = 0; i < snapshot.size(); ++i)
-    if (polled[i].revents != 0 && snapshot[i]->live) snapshot[i]->readable();
+  for (std::size_t i = 0; i < snapshot.size(); ++i) {
+    const short ready = polled[i].revents;
+    if ((ready & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) && snapshot[i]->live && snapshot[i]->want_read)
+      snapshot[i]->readable();
+    if ((ready & (POLLOUT | POLLERR)) && snapshot[i]->live && snapshot[i]->want_write)
+      snapshot[i]->writable();
+  }
   return true;
 }
 

@@ -83,6 +83,8 @@ class poll_watcher final : public watcher {
   poll_watcher();
   ~poll_watcher() override;
   std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) noexcept override;
+  std::unique_ptr<socket_watch> watch_socket(int fd, std::function<void()> readable,
+                                             std::function<void()> writable) noexcept override;
 
   // Waits up to `timeout` for a watched descriptor, or one of `also`
   // (whose revents it fills), to be ready, and runs the callbacks of the

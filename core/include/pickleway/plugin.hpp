@@ -28,7 +28,7 @@
 namespace pickleway {
 
 // Bumped on any change to the public headers that changes their ABI.
-inline constexpr std::uint32_t abi_version = 4;
+inline constexpr std::uint32_t abi_version = 5;
 
 enum class plugin_kind : std::uint32_t { transport = 1, filter = 2 };
 

@@ -80,6 +80,24 @@ class byte_stream {
   // For messages: "pid 1234", "127.0.0.1:40312", "/run/x.sock"; empty
   // when unknown (or there is no memory to say).
   virtual std::string peer() const noexcept { return {}; }
+
+  // For a stream whose source wants to hear what became of its messages
+  // (a broker's entries, acknowledged once handled):
+  // `messages` read from this stream so far have been written whole to the
+  // other endpoint, or dropped by a filter. Called as that count grows.
+  virtual void delivered(std::uint64_t messages) noexcept { (void)messages; }
+  // SIGTERM: take nothing new; a stream that then ends by itself, once
+  // what it took is handled (its reads reach EOF), returns true, and the
+  // instance waits for that (up to the grace period) instead of closing it.
+  virtual bool drain() noexcept { return false; }
+  // Before the instance closes the stream, once both directions ended:
+  // done (io_status::done) when nothing the stream took is still on its
+  // way (a broker's unconfirmed additions and acknowledgements), else
+  // would_block with what to wait on, or failed.
+  virtual io_result settle() noexcept { return io_result::moved(0); }
+  // Messages this stream read that had been given out before (a broker's
+  // redeliveries), for the summary line and the metrics.
+  virtual std::uint64_t redeliveries() const noexcept { return 0; }
 };
 
 }  // namespace pickleway

@@ -39,9 +39,18 @@ class watch {
   virtual ~watch() = default;
 };
 
+// A socket the core's loop watches both ways for a plugin (a client
+// library's connection, hiredis's): which ways it waits for change as the
+// library asks. Destroying it stops the watch, as for `watch`.
+class socket_watch : public watch {
+ public:
+  virtual void want_readable(bool on) noexcept = 0;
+  virtual void want_writable(bool on) noexcept = 0;
+};
+
 // The core's event loop, for descriptors a plugin reads outside the
-// session's streams (spawn's pipes of a child's log lines), so that it
-// needs no thread of its own.
+// session's streams (spawn's pipes of a child's log lines, a broker's
+// connection, a timerfd), so that it needs no thread of its own.
 class watcher {
  public:
   virtual ~watcher() = default;
@@ -51,6 +60,11 @@ class watcher {
   // would block, or the loop calls it again at once. nullptr when the
   // loop cannot watch `fd`.
   virtual std::unique_ptr<watch> watch_readable(int fd, std::function<void()> readable) noexcept = 0;
+  // As watch_readable, but waiting for neither way until the plugin asks:
+  // `readable` and `writable` are called on the loop thread while that way
+  // is wanted and ready. nullptr when the loop cannot watch `fd`.
+  virtual std::unique_ptr<socket_watch> watch_socket(int fd, std::function<void()> readable,
+                                                     std::function<void()> writable) noexcept = 0;
 };
 
 // What the core says of the instance an endpoint is opened for.
@@ -60,6 +74,10 @@ struct open_context {
   log_sink* log = nullptr;
   // The core's loop; it outlives everything the instance holds, as `log`.
   watcher* watch = nullptr;
+  // With `instances: N`, this instance's place among them, from 1 (a
+  // redis reader's consumer is CONSUMER-slot when slots > 1).
+  std::uint64_t slot = 1;
+  std::uint64_t slots = 1;
 };
 
 // One step of opening: the stream, a wait, or a failure.

@@ -78,8 +78,6 @@ std::optional<std::string> not_yet_supported(const config& c) {
   // Without `threads`, one event loop runs everything, as it always has.
   if (c.threads.written() && c.threads.value > 1)
     return refusal(c.threads.where, "threads above 1");
-  for (const auto& s : c.sessions)
-    if (s.instances.value > 1) return refusal(s.instances.where, "instances above 1");
   return std::nullopt;
 }
 
@@ -193,6 +191,8 @@ struct engine::impl {
         line += ", link: " + std::to_string(t.links.reconnects) +
                 (t.links.reconnects == 1 ? " reconnect, " : " reconnects, ") +
                 std::to_string(t.links.resent) + " messages resent";
+      if (t.redeliveries)
+        line += ", " + std::to_string(t.redeliveries) + " messages redelivered";
       log_line(line);
     }
     return failed ? 1 : 0;

@@ -55,11 +55,14 @@ class instance::sink final : public log_sink {
 
 instance::instance(asio::io_context& io, const session_config& session, std::string name,
                    std::uint64_t number, std::chrono::milliseconds grace, link_registry* links,
-                   std::function<void(instance&)> on_end)
+                   std::function<void(instance&)> on_end, std::uint64_t slot,
+                   std::uint64_t slots)
     : io_(io),
       session_(session),
       name_(std::move(name)),
       number_(number),
+      slot_(slot),
+      slots_(slots),
       grace_(grace),
       links_(links),
       on_end_(std::move(on_end)),
@@ -83,7 +86,9 @@ instance::~instance() {
   open_waiter_.forget_all();
 }
 
-open_context instance::context() { return {session_.name, number_, log_.get(), &watcher_}; }
+open_context instance::context() {
+  return {session_.name, number_, log_.get(), &watcher_, slot_, slots_};
+}
 
 direction_stats instance::stats(direction d) const {
   const auto& p = d == direction::a_to_b ? ab_ : ba_;
@@ -111,6 +116,13 @@ link_stats instance::links() const {
     total.unacked_bytes += s.unacked_bytes;
   }
   return total;
+}
+
+std::uint64_t instance::redeliveries() const {
+  std::uint64_t n = 0;
+  for (const endpoint_runtime* e : {&a_, &b_})
+    if (e->stream) n += e->stream->redeliveries();
+  return n + redelivered_before_close_;
 }
 
 template <typename Coroutine>
@@ -478,12 +490,44 @@ void instance::check_done() {
   const bool running = ab_ && ba_;
   // Ended: both directions are done; or a shutdown came while opening and
   // the children it spawned have gone.
-  if ((running && ab_->ended() && ba_->ended()) || (shutting_down_ && !running)) finish();
+  if (shutting_down_ && !running) return finish();
+  if (!running || !ab_->ended() || !ba_->ended() || settling_) return;
+  settling_ = true;
+  spawn([](instance& self) { return self.settle(); });
+}
+
+asio::awaitable<void> instance::settle() {
+  for (endpoint_runtime* e : {&a_, &b_}) {
+    while (e->stream && !done_) {
+      const io_result r = e->stream->settle();
+      if (r.status == io_status::done) break;
+      if (r.status != io_status::would_block) {
+        fail(errc::write_failed, e->label + ": " + (r.error ? r.error.message() : "cannot settle"));
+        break;
+      }
+      if (co_await waiter_.wait(r.wait_handle, r.wait_writable)) co_return;  // ended meanwhile
+    }
+  }
+  finish();
 }
 
 void instance::shutdown() {
   if (done_ || shutting_down_) return;
   shutting_down_ = true;
+  bool draining = false;
+  for (endpoint_runtime* e : {&a_, &b_})
+    if (e->stream && ab_ && ba_ && e->stream->drain()) draining = true;
+  if (!draining) return stop_children();
+  // A draining stream ends its pump by itself, and the instance with it;
+  // the children are left to finish what they were given meanwhile.
+  spawn([](instance& self) -> asio::awaitable<void> {
+    self.kill_timer_.expires_after(self.grace_);
+    const auto [cancelled] = co_await self.kill_timer_.async_wait(tuple_awaitable);
+    if (!cancelled && !self.done_) self.stop_children();
+  });
+}
+
+void instance::stop_children() {
   if (children_running_ == 0) return finish();
   for (endpoint_runtime* e : {&a_, &b_})
     if (e->stream && e->stream->child()) e->stream->child()->terminate();
@@ -514,6 +558,7 @@ void instance::finish() {
     e->link->stop();
   }
   // Streams close (and spawn reaps its child) as they go.
+  redelivered_before_close_ = redeliveries();
   a_.stream.reset();
   b_.stream.reset();
   asio::post(io_, [self = shared_from_this()] { self->on_end_(*self); });

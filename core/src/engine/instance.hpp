@@ -36,14 +36,16 @@ class instance : public std::enable_shared_from_this<instance> {
   // it, and a resumed connection finds it.
   instance(asio::io_context& io, const session_config& session, std::string name,
            std::uint64_t number, std::chrono::milliseconds grace, link_registry* links,
-           std::function<void(instance&)> on_end);
+           std::function<void(instance&)> on_end, std::uint64_t slot = 1, std::uint64_t slots = 1);
   ~instance();
 
   // Opens the endpoints, `accepted` first (the connection a listener took,
   // for endpoint `accepted_side`), then the others, then runs.
   void start(std::unique_ptr<opener> accepted, char accepted_side);
-  // SIGINT/SIGTERM: children get SIGTERM, SIGKILL after the grace period;
-  // an instance without children ends at once.
+  // SIGINT/SIGTERM: an endpoint that drains (a broker's reader finishing
+  // what it took) gets the grace period to end by itself; then, or at
+  // once, children get SIGTERM, SIGKILL after the grace period; an
+  // instance without children ends at once.
   void shutdown();
 
   bool failed() const { return failed_; }
@@ -58,6 +60,7 @@ class instance : public std::enable_shared_from_this<instance> {
   // refused one): not an instance of its own, nor counted as one.
   bool absorbed() const { return absorbed_; }
   link_stats links() const;
+  std::uint64_t redeliveries() const;  // its streams' (a broker's)
   bool done() const { return done_; }
   direction_stats stats(direction d) const;
   const std::string& name() const { return name_; }
@@ -96,12 +99,16 @@ class instance : public std::enable_shared_from_this<instance> {
   asio::awaitable<void> watch_child(endpoint_runtime& e);
   void fail(errc cause, const std::string& error);
   void check_done();  // finishes once the pumps and children are done
+  // Waits until the streams have nothing still on its way, then finishes.
+  asio::awaitable<void> settle();
+  void stop_children();  // SIGTERM, SIGKILL after the grace period
   void finish();
 
   asio::io_context& io_;
   const session_config& session_;
   std::string name_;
   std::uint64_t number_;
+  std::uint64_t slot_, slots_;  // its place among a session's `instances: N`
   std::chrono::milliseconds grace_;
   link_registry* links_;
   std::function<void(instance&)> on_end_;
@@ -125,6 +132,8 @@ class instance : public std::enable_shared_from_this<instance> {
   bool absorbed_ = false;
   bool shutting_down_ = false;
   bool grace_started_ = false;
+  bool settling_ = false;
+  std::uint64_t redelivered_before_close_ = 0;  // of the streams finish() closed
   bool done_ = false;
 };
 

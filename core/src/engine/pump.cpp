@@ -62,9 +62,9 @@ asio::awaitable<void> pump::run(waiter& w) {
     } else {
       process();
       if (out_begin_ < out_.size() || input_closed_) continue;
-      // Everything taken from a link so far is written on (or dropped): the
-      // far gateway may hear so.
-      if (from_.link) from_.link->delivered(handled_);
+      // Everything taken from the source so far is written on (or
+      // dropped): a link's far gateway, or a broker, may hear so.
+      report_delivered();
       // A link's read waits (another pump may read meanwhile): its pump
       // reads into its own buffer.
       const bool shared = !from_.link && in_begin_ == in_end_ && reader_->wanted() <= read_chunk;
@@ -257,6 +257,7 @@ void pump::finish() {
       }
     }
   }
+  if (!failed_) report_delivered();  // the last messages are written too
   // The destination's reader sees EOF: every message before it is whole.
   if (to_.link) {
     to_.link->close_write();
@@ -266,6 +267,14 @@ void pump::finish() {
   from_.read_closed = true;
   ended_ = true;
   hooks_.ended();
+}
+
+void pump::report_delivered() {
+  if (from_.link) {
+    from_.link->delivered(handled_);
+  } else if (from_.stream->can_read()) {
+    from_.stream->delivered(handled_);
+  }
 }
 
 void pump::make_room() {

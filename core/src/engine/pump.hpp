@@ -90,6 +90,8 @@ class pump {
                std::size_t header);
   void stop_input(errc cause, const std::string& error);
   void finish();
+  // Tells the source how many of its messages are written on (or dropped).
+  void report_delivered();
   void make_room();
 
   direction dir_;

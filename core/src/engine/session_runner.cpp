@@ -45,7 +45,11 @@ session_runner::~session_runner() { waiter_.forget_all(); }
 
 void session_runner::start() {
   listening_side_ = session_.a.endpoint->listens() ? 'a' : session_.b.endpoint->listens() ? 'b' : 0;
-  if (!listening_side_) return launch(nullptr);
+  if (!listening_side_) {
+    const std::uint64_t n = session_.instances.value;
+    for (std::uint64_t slot = 1; slot <= n; ++slot) launch(nullptr, slot);
+    return;
+  }
   const endpoint_config& e = listening_side_ == 'a' ? session_.a : session_.b;
   std::string error;
   listener_ = e.endpoint->listen(error);
@@ -93,11 +97,12 @@ asio::awaitable<void> session_runner::accept_loop() {
   }
 }
 
-void session_runner::launch(std::unique_ptr<opener> accepted) {
+void session_runner::launch(std::unique_ptr<opener> accepted, std::uint64_t slot) {
   const std::uint64_t number = next_number_++;
-  const std::string name = listening_side_ ? session_.name + "#" + std::to_string(number) : session_.name;
+  const std::uint64_t slots = listening_side_ ? 1 : session_.instances.value;
+  const std::string name = listening_side_ || slots > 1 ? session_.name + "#" + std::to_string(number) : session_.name;
   auto i = std::make_shared<instance>(io_, session_, name, number, grace_, &links_,
-                                      [this](instance& done) { ended(done); });
+                                      [this](instance& done) { ended(done); }, slot, slots);
   live_.insert(i);
   i->start(std::move(accepted), listening_side_);
 }
@@ -128,6 +133,7 @@ void session_runner::ended(instance& i) {
   add(ended_totals_.a_to_b, i.stats(direction::a_to_b));
   add(ended_totals_.b_to_a, i.stats(direction::b_to_a));
   add(ended_totals_.links, i.links(), false);
+  ended_totals_.redeliveries += i.redeliveries();
   for (auto it = live_.begin(); it != live_.end(); ++it)
     if (it->get() == &i) {
       live_.erase(it);
@@ -169,6 +175,7 @@ session_totals session_runner::totals() const {
     add(t.a_to_b, i->stats(direction::a_to_b));
     add(t.b_to_a, i->stats(direction::b_to_a));
     add(t.links, i->links(), true);
+    t.redeliveries += i->redeliveries();
     const auto refused = i->refused();
     for (std::size_t k = 0; k < refused.size(); ++k) t.refused[k] += refused[k];
   }

@@ -1,5 +1,6 @@
-// Runs one configured session: a single instance, or, when an endpoint
-// listens, one instance per accepted connection up to max_instances.
+// Runs one configured session: `instances` instances side by side, or,
+// when an endpoint listens, one per accepted connection up to
+// max_instances.
 #pragma once
 
 #include <chrono>
@@ -28,6 +29,7 @@ struct session_totals {
   std::uint64_t failed = 0;
   direction_stats a_to_b, b_to_a;
   link_stats links;  // reconnects and resent: of every instance; unacked: the live ones'
+  std::uint64_t redeliveries = 0;  // messages a broker gave out again
   std::map<errc, std::uint64_t> errors;  // the ended instances' failures, by cause
   std::vector<std::uint64_t> refused;    // per filter, in list order
 };
@@ -62,7 +64,8 @@ class session_runner {
   // Accepts connections while there is room for instances, and every
   // connection pending at each wake-up, until the session stops.
   asio::awaitable<void> accept_loop();
-  void launch(std::unique_ptr<opener> accepted);
+  // `slot`: its place among `instances: N` (1 for a listener's).
+  void launch(std::unique_ptr<opener> accepted, std::uint64_t slot = 1);
   void ended(instance& i);
   void remember(errc cause, const std::string& error);
 

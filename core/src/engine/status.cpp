@@ -136,6 +136,11 @@ std::string render_metrics(const gateway_status& g) {
     for (const auto& s : g.sessions)
       if (s.linked) f.sample({{"session", s.name}}, s.totals.links.unacked_bytes);
   }
+  {
+    family f(out, "pickleway_redis_redeliveries_total", "counter",
+             "Messages a broker gave out again (a Redis stream's pending entries), by session.");
+    for (const auto& s : g.sessions) f.sample({{"session", s.name}}, s.totals.redeliveries);
+  }
   return out;
 }
 
@@ -170,7 +175,7 @@ std::string render_status_json(const gateway_status& g) {
       append_json_string(out, s.filters[i]);
       out += ",\"refused\":" + std::to_string(s.totals.refused[i]) + "}";
     }
-    out += "]";
+    out += "],\"redeliveries\":" + std::to_string(s.totals.redeliveries);
     if (s.linked) {
       out += ",\"link\":";
       append_link(out, s.totals.links);
