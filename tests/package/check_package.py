@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-PLUGINS = ["compress", "fifo", "firewall", "log", "newline", "spawn", "stdio", "tcp", "unix"]
+PLUGINS = ["compress", "fifo", "firewall", "log", "newline", "redis", "spawn", "stdio", "tcp", "unix"]
 EXAMPLES = "usr/share/doc/pickleway/examples"
 UNIT = "usr/lib/systemd/system/pickleway@.service"
 UNIT_LINES = [

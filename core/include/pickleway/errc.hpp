@@ -43,7 +43,8 @@ namespace pickleway {
   X(peer_closed_connection, "the peer closed the connection")                        \
   X(peer_closed_handshake, "the peer closed the stream during the handshake")        \
   X(far_gateway_closed, "the far gateway closed the connection")                     \
-  X(no_writing_side, "it has no writing side for the message that arrived")
+  X(no_writing_side, "it has no writing side for the message that arrived")       \
+  X(broker_failed, "the broker failed or cannot be reached (the line before says why)")
 
 enum class errc {
   ok = 0,
