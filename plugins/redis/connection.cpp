@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "bounded_replies.hpp"
+
 namespace pickleway::redis {
 namespace {
 
@@ -42,6 +44,7 @@ connection::connection(const server_address& at, watcher& loop, std::function<vo
     return;
   }
   context_->data = this;
+  context_->c.reader->fn = bounded_reply_functions();
   if (at.path.empty()) redisEnableKeepAlive(&context_->c);  // a dead peer is noticed, late
   watch_ = loop_.watch_socket(
       context_->c.fd, [this] { if (context_) redisAsyncHandleRead(context_); },

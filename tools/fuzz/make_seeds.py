@@ -25,6 +25,9 @@ reads (see the comment at the top of tools/fuzz/<target>.cpp):
                   arguments (A, B, then each --filter's) joined by NUL bytes
   http_request_fuzz  requests as curl, Prometheus and browsers send them, and
                   malformed ones
+  redis_reply_fuzz  XREADGROUP and XAUTOCLAIM replies as Redis 7 sends them
+                  (entries, a trimmed entry, a timeout, Redis 6.2's claim),
+                  and malformed ones
 
 Deterministic: the same machine makes the same seeds.
 """
@@ -275,6 +278,38 @@ def http_seeds(out):
         write(out, name, head)
 
 
+def resp(value):
+    """The RESP2 encoding of None, bytes, int or a list of those."""
+    if value is None:
+        return b"*-1\r\n"
+    if isinstance(value, int):
+        return b":%d\r\n" % value
+    if isinstance(value, bytes):
+        return b"$%d\r\n%s\r\n" % (len(value), value)
+    return b"*%d\r\n" % len(value) + b"".join(resp(v) for v in value)
+
+
+def redis_seeds(out):
+    """Stream replies a redis endpoint reads: what Redis 7 and 6.2 send, and bad ones."""
+    msg = pickle.dumps({"i": 1, "pad": b"x" * 40}, protocol=5)
+    entry = [b"1700000000000-0", [b"p", msg]]
+    trimmed = b"*2\r\n$15\r\n1700000000000-1\r\n$-1\r\n"
+    replies = {
+        "readgroup": resp([[b"jobs", [entry, [b"1700000000000-2", [b"p", b"\x80\x05N."]]]]]),
+        "readgroup-trimmed": b"*1\r\n*2\r\n$4\r\njobs\r\n*1\r\n" + trimmed,
+        "readgroup-timeout": resp(None),
+        "readgroup-no-p": resp([[b"jobs", [[b"1-0", [b"q", b"x"]]]]]),
+        "autoclaim-7": resp([b"0-0", [entry], [b"1700000000000-9"]]),
+        "autoclaim-6.2": resp([b"1700000000001-0", [entry]]),
+        "odd-fields": resp([[b"jobs", [[b"1-0", [b"p"]]]]]),
+        "error": b"-NOGROUP No such key 'jobs' or consumer group 'w'\r\n",
+        "nested-deep": b"*1\r\n" * 7 + b":1\r\n",
+        "partial": resp([[b"jobs", [entry]]])[:-9],
+    }
+    for name, reply in replies.items():
+        write(out, name, reply)
+
+
 def main(argv):
     if len(argv) != 3:
         sys.stderr.write(__doc__)
@@ -291,6 +326,7 @@ def main(argv):
         link_seeds(os.path.join(out, "link_fuzz"))
         bridge_seeds(os.path.join(out, "bridge_address_fuzz"))
         http_seeds(os.path.join(out, "http_request_fuzz"))
+        redis_seeds(os.path.join(out, "redis_reply_fuzz"))
     return 0
 
 

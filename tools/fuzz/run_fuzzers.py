@@ -20,12 +20,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = ["framer_fuzz", "newline_fuzz", "compress_fuzz", "config_fuzz", "length_auth_fuzz",
            "dis_fuzz", "inspect_fuzz", "judge_fuzz", "link_fuzz", "bridge_address_fuzz",
-           "http_request_fuzz"]
+           "http_request_fuzz", "redis_reply_fuzz"]
 # Memory is a finding too: a process past RSS_LIMIT_MB, or one allocation
 # past the target's malloc limit (its inputs are at most a few KiB, so more
 # than that is a blow-up, not a need).
 RSS_LIMIT_MB = 2560
-MALLOC_LIMIT_MB = {"dis_fuzz": 128, "inspect_fuzz": 128, "judge_fuzz": 128}
+MALLOC_LIMIT_MB = {"dis_fuzz": 128, "inspect_fuzz": 128, "judge_fuzz": 128, "redis_reply_fuzz": 128}
 
 
 def command(build, target, seconds, fuzz_dir):
