@@ -106,12 +106,17 @@ void connection::on_reply(redisAsyncContext* context, void* reply, void* handler
   const std::unique_ptr<reply_handler> h(static_cast<reply_handler*>(handler));
   connection& c = owner(context->data);
   // nullptr: the connection is going; its owner hears through `lost`.
-  if (!reply || c.closing_) return;
+  if (!reply || c.closing_ || c.abandoned_) return;
   try {
     (*h)(*static_cast<const redisReply*>(reply));
   } catch (...) {  // out of memory: nothing may unwind through hiredis
     c.break_off("not enough memory for a reply");
   }
+}
+
+void connection::abandon(std::string why) {
+  abandoned_ = true;
+  break_off(std::move(why));
 }
 
 void connection::break_off(std::string why) {

@@ -42,6 +42,9 @@ class connection {
   // Queues a command (binary-safe arguments). False when it cannot (broken).
   bool command(const std::vector<std::string_view>& args, reply_handler handler);
   bool broken() const { return context_ == nullptr; }
+  // Gives the connection up (from a handler too): no more handlers are
+  // called, and `lost` comes as for a break.
+  void abandon(std::string why);
 
  private:
   static void on_reply(redisAsyncContext* context, void* reply, void* handler);
@@ -55,6 +58,7 @@ class connection {
   int lost_fd_ = -1;
   std::string why_;
   bool closing_ = false;  // our own free: handlers are dropped, not called
+  bool abandoned_ = false;
 };
 
 }  // namespace pickleway::redis

@@ -46,6 +46,16 @@ std::string whole_pickle_problem(framer& f, const std::vector<std::uint8_t>& byt
 
 std::string reply_text(const redisReply& r) { return std::string(r.str ? r.str : "", r.len); }
 
+// An error that says "not now" rather than "never": a Redis loading its
+// data after a restart, a replica without its master, a busy script.
+bool passing(const redisReply& r) {
+  if (r.type != REDIS_REPLY_ERROR) return false;
+  const std::string text = reply_text(r);
+  for (const char* prefix : {"LOADING", "BUSY ", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN"})
+    if (text.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
 void clear(const unique_fd& signal) {
   std::uint64_t count = 0;
   (void)::read(signal.get(), &count, sizeof count);
@@ -104,7 +114,7 @@ void redis_stream::connect() {
   if (config_.read) reader_ = std::make_unique<connection>(config_.address, loop_, on_lost);
   const auto refuse_on_error = [this](std::string what) {
     return [this, what](const redisReply& r) {
-      if (r.type == REDIS_REPLY_ERROR) fail(what + ": " + reply_text(r));
+      if (!later(*commands_, r) && r.type == REDIS_REPLY_ERROR) fail(what + ": " + reply_text(r));
     };
   };
   if (!password_.empty()) {
@@ -116,14 +126,21 @@ void redis_stream::connect() {
     // are work too.
     commands_->command({"XGROUP", "CREATE", config_.read->stream, config_.read->group, "0", "MKSTREAM"},
                        [this](const redisReply& r) {
+                         if (later(*commands_, r)) return;
                          if (r.type == REDIS_REPLY_ERROR && reply_text(r).rfind("BUSYGROUP", 0) != 0)
                            fail("XGROUP CREATE " + config_.read->stream + " " + config_.read->group + ": " +
                                 reply_text(r));
                        });
   }
   commands_->command({"PING"}, [this](const redisReply& r) {
-    if (r.type != REDIS_REPLY_ERROR) ready();
+    if (!later(*commands_, r)) ready();
   });
+}
+
+bool redis_stream::later(connection& c, const redisReply& r) {
+  if (!passing(r)) return false;
+  c.abandon(reply_text(r));
+  return true;
 }
 
 void redis_stream::lost(std::string why) {
@@ -197,6 +214,7 @@ void redis_stream::request_entries() {
   args.push_back(after);
   reading_ = reader_->command(args, [this](const redisReply& r) {
     reading_ = false;
+    if (later(*reader_, r)) return;
     if (r.type == REDIS_REPLY_ERROR) return fail("XREADGROUP " + config_.read->stream + ": " + reply_text(r));
     std::vector<stream_entry> entries;
     std::string error;
@@ -227,6 +245,7 @@ void redis_stream::sweep() {
       {"XAUTOCLAIM", config_.read->stream, config_.read->group, consumer_, idle, claim_cursor_, "COUNT", count},
       [this](const redisReply& r) {
         claiming_ = false;
+        if (later(*commands_, r)) return;
         if (r.type == REDIS_REPLY_ERROR) {
           const std::string why = reply_text(r);
           if (why.find("unknown command") == std::string::npos)
@@ -324,6 +343,7 @@ void redis_stream::send_acknowledgement(const std::vector<std::string>& ids) {
   for (const std::string& id : ids) args.push_back(id);
   commands_->command(args, [this](const redisReply& r) {
     // Replies come in order: this is the oldest acknowledgement sent.
+    if (later(*commands_, r)) return;
     if (r.type == REDIS_REPLY_ERROR) log("XACK " + config_.read->stream + ": " + reply_text(r));
     for (const std::string& id : acks_.front()) held_.erase(id);
     acks_.pop_front();
@@ -354,6 +374,7 @@ void redis_stream::send_addition(const std::vector<std::uint8_t>& message) {
   args.push_back("p");
   args.push_back(bytes);
   commands_->command(args, [this](const redisReply& r) {
+    if (later(*commands_, r)) return;
     if (r.type == REDIS_REPLY_ERROR) return fail("XADD " + config_.write->stream + ": " + reply_text(r));
     // The oldest addition is confirmed; with ack: replied it is the reply
     // to the oldest request handed on.

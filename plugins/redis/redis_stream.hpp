@@ -65,6 +65,9 @@ class redis_stream final : public byte_stream {
   void lost(std::string why);
   void ready();
   void fail(std::string why);
+  // For an error that passes (LOADING...): gives `c` up to be made again
+  // after the retry's wait, and returns true.
+  bool later(connection& c, const redisReply& r);
   void log(const std::string& text) const;
 
   void request_entries();

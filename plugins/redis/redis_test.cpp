@@ -259,7 +259,7 @@ TEST_CASE("Redis restarted mid-stream: both gateways reconnect and nothing is lo
   worker.signal(SIGTERM);
   CHECK(worker.wait() == 0);
   CHECK(producer.log().find("connection lost") != std::string::npos);
-  CHECK(worker.log().find("reconnected") != std::string::npos);
+  CHECK_MESSAGE(worker.log().find("reconnected") != std::string::npos, worker.log());
   CHECK(distinct({out}).size() == 20000);
   fs::remove_all(dir);
 }
