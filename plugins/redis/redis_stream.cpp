@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <pickleway/errc.hpp>
 #include <pickleway/guarded.hpp>
@@ -91,10 +92,7 @@ redis_stream::~redis_stream() {
   commands_.reset();
 }
 
-int redis_stream::wait_handle() {
-  clear(writer_signal_);
-  return writer_signal_.get();
-}
+int redis_stream::wait_handle() { return blocked(writer_signal_).wait_handle; }
 
 std::string redis_stream::peer() const noexcept {
   return guarded([](std::string_view) { return std::string(); },
@@ -199,7 +197,9 @@ void redis_stream::fail(std::string why) {
 // ---- Reading
 
 void redis_stream::request_entries() {
-  if (!config_.read || state_ != phase::ready || reading_ || draining_ || !queue_.empty() ||
+  // The next batch is asked for while half of this one is still to go, so
+  // that the pump seldom waits a round trip for it.
+  if (!config_.read || state_ != phase::ready || reading_ || draining_ || queue_.size() > batch_ / 2 ||
       taken_.size() >= max_taken)
     return;
   const std::string count = std::to_string(batch_);
@@ -313,7 +313,7 @@ io_result redis_stream::read(std::span<std::uint8_t> into) noexcept {
     queue_.pop_front();
     front_sent_ = 0;
     ++taken_count_;
-    if (queue_.empty()) request_entries();
+    request_entries();
   }
   return io_result::moved(n);
 }
@@ -436,13 +436,16 @@ io_result redis_stream::settle() noexcept {
 
 io_result redis_stream::blocked(const unique_fd& signal) {
   clear(signal);
+  (&signal == &reader_signal_ ? reader_waits_ : writer_waits_) = true;
   return io_result::blocked(signal.get(), false);
 }
 
+// Only a signal someone waits on is written: a system call per reply would
+// cost more than the reply.
 void redis_stream::wake() {
   const std::uint64_t one = 1;
-  (void)::write(reader_signal_.get(), &one, sizeof one);
-  (void)::write(writer_signal_.get(), &one, sizeof one);
+  if (std::exchange(reader_waits_, false)) (void)::write(reader_signal_.get(), &one, sizeof one);
+  if (std::exchange(writer_waits_, false)) (void)::write(writer_signal_.get(), &one, sizeof one);
 }
 
 io_result redis_stream::failed_result() const {

@@ -3,7 +3,7 @@
 // the core's loop (XREADGROUP blocks its own; XADD, XACK and XAUTOCLAIM
 // share the other).
 //
-// Everything it holds is bounded: one batch of entries read ahead, at
+// Everything it holds is bounded: one and a half batches read ahead, at
 // most max_taken entries handed on and not yet acknowledged, and a window
 // of additions Redis has not confirmed (a full window is backpressure).
 // What Redis has not confirmed is kept and sent again after a reconnect,
@@ -88,6 +88,7 @@ class redis_stream final : public byte_stream {
   log_sink* log_;
   watcher& loop_;
   unique_fd reader_signal_, writer_signal_;  // eventfds: the pumps' waits
+  bool reader_waits_ = false, writer_waits_ = false;  // since it was last written
   loop_timer retry_timer_, claim_timer_;
   std::unique_ptr<connection> commands_, reader_;
 

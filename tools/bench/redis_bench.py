@@ -17,6 +17,11 @@ here on a Unix socket in a temporary directory, no persistence) serves both:
            entry each, field p) down the same socket, as fast as Redis takes
            them: the most a writer can get from this Redis
 
+Beside each, the CPU time Redis spent per message (INFO cpu): the through
+path costs Redis an XADD, its share of an XREADGROUP and of an XACK per
+message where raw XADD costs it one XADD, on the same two cores that run
+both gateways, the generator and the sink.
+
 The corpora are the relay benchmark's: ~100-byte dicts and 1 MiB random
 payloads. Every measurement runs --runs times, interleaved; the table gives
 the median run and the range. The target: through at least 50% of raw
@@ -65,6 +70,10 @@ class Redis:
         return info.get('name') == group and info.get('pending') == '0' and \
             info.get('entries-read') == str(count)
 
+    def cpu_seconds(self):
+        info = dict(line.split(':', 1) for line in self.cli('INFO', 'cpu').splitlines() if ':' in line)
+        return float(info['used_cpu_sys']) + float(info['used_cpu_user'])
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
@@ -77,6 +86,7 @@ def resp_xadd(stream, message):
 
 def raw_xadd(redis, commands, count, total_bytes):
     redis.cli('DEL', 'raw')
+    cpu = redis.cpu_seconds()
     with open(commands, 'rb') as f:
         start = time.perf_counter()
         r = subprocess.run(['redis-cli', '-s', redis.socket, '--pipe'], stdin=f, capture_output=True,
@@ -86,8 +96,10 @@ def raw_xadd(redis, commands, count, total_bytes):
         raise Failed('redis-cli --pipe: ' + r.stdout + r.stderr)
     if redis.cli('XLEN', 'raw') != str(count):
         raise Failed('raw XADD: the stream does not hold every entry')
+    cpu = redis.cpu_seconds() - cpu
     redis.cli('DEL', 'raw')
-    return {'messages_per_s': count / seconds, 'mb_per_s': total_bytes / seconds / 1e6}
+    return {'messages_per_s': count / seconds, 'mb_per_s': total_bytes / seconds / 1e6,
+            'redis_us': cpu / count * 1e6}
 
 
 def through(bench, redis, corpus, count, total_bytes):
@@ -111,6 +123,7 @@ def through(bench, redis, corpus, count, total_bytes):
             if time.monotonic() > deadline:
                 raise Failed('the worker gateway did not join its group:\n' + worker_log.text())
             time.sleep(0.01)
+        cpu = redis.cpu_seconds()
         start = time.perf_counter()
         producer = relay_bench.pickleway_process(bench.pickleway, producer_cfg, [])
         deadline = time.monotonic() + TIMEOUT
@@ -119,6 +132,7 @@ def through(bench, redis, corpus, count, total_bytes):
                 raise Failed('the worker did not acknowledge every entry:\n' + worker_log.text())
             time.sleep(0.005)
         seconds = time.perf_counter() - start
+        cpu = redis.cpu_seconds() - cpu
         relay_bench.wait_ok(producer, LogReader(producer.stderr), f'pickleway run {producer_cfg}')
     finally:
         worker.terminate()  # SIGTERM: it drains, and the sink reads EOF
@@ -127,7 +141,8 @@ def through(bench, redis, corpus, count, total_bytes):
     if r['messages'] != count:
         raise Failed(f'the sink got {r["messages"]} messages of {count}')
     redis.cli('DEL', 'jobs')
-    return {'messages_per_s': count / seconds, 'mb_per_s': total_bytes / seconds / 1e6}
+    return {'messages_per_s': count / seconds, 'mb_per_s': total_bytes / seconds / 1e6,
+            'redis_us': cpu / count * 1e6}
 
 
 def spread(runs, key):
@@ -181,16 +196,17 @@ def main():
           f'against raw pipelined XADD')
     print(f'   {machine_info()}; {build_info(args.pickleway)}; median of {args.runs} runs [range]')
     print()
-    print('| messages | path | msgs/s | MB/s | of raw XADD |')
-    print('|---|---|---:|---:|---:|')
+    print('| messages | path | msgs/s | MB/s | of raw XADD | Redis CPU µs/msg |')
+    print('|---|---|---:|---:|---:|---:|')
     for kind, label in (('small', f'{counts["small"]:,} x ~100 B'), ('large', f'{counts["large"]} x 1 MiB')):
         raw_rate = spread(results[(kind, 'raw')], 'messages_per_s')
         for path in ('raw', 'through'):
             rate, low, high = spread(results[(kind, path)], 'messages_per_s')
-            mb = median_run(results[(kind, path)], 'messages_per_s')['mb_per_s']
+            median = median_run(results[(kind, path)], 'messages_per_s')
+            mb, redis_us = median['mb_per_s'], median['redis_us']
             name = 'raw XADD (redis-cli --pipe)' if path == 'raw' else 'pickleway -> Redis -> pickleway'
             print(f'| {label} | {name} | {fmt_rate(rate)} [{fmt_rate(low)}-{fmt_rate(high)}] | '
-                  f'{mb:,.0f} | {rate / raw_rate[0]:.2f} |')
+                  f'{mb:,.0f} | {rate / raw_rate[0]:.2f} | {redis_us:.1f} |')
 
 
 if __name__ == '__main__':
