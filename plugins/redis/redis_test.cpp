@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -297,5 +298,35 @@ TEST_CASE("a redis endpoint's options are checked where they are written") {
   const auto r3 = check("{transport: redis, address: \"127.0.0.1:6379\", read: {group: g}}");
   CHECK(r3.exit_status == 2);
   CHECK_MESSAGE(r3.out.find("read needs stream") != std::string::npos, r3.out);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the scale-out pair in configs/ carries the demo through Redis, each request answered") {
+  std::filesystem::current_path(PICKLEWAY_SOURCE_DIR);
+  const auto dir = make_temp_dir();
+  redis_server redis(dir);
+  // The examples name Debian's default address; this test's Redis is its own.
+  const auto local = [&](const std::string& example) {
+    std::ifstream in(std::string(PICKLEWAY_SOURCE_DIR) + "/configs/" + example);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string fixed = "127.0.0.1:6379";
+    for (std::size_t at; (at = text.find(fixed)) != std::string::npos;)
+      text.replace(at, fixed.size(), "\"" + redis.address() + "\"");
+    return write_text(dir, example, text);
+  };
+  gateway workers(local("redis-worker.yaml"));
+  REQUIRE(eventually([&] { return peer({"consumers", redis.socket(), "jobs", "workers"}).size() > 0; }));
+  gateway producer(local("redis-producer.yaml"));
+  // Each worker instance counts its own requests: the first reply to come
+  // is its worker's first.
+  CHECK(producer.wait_for_line("producer receives {'ack': 1, 'type': 'dict', 'size': 2}"));
+  for (int k = 0; k < 3; ++k) CHECK(producer.next_line("producer receives {'ack': "));
+  producer.signal(SIGTERM);
+  CHECK(producer.wait() == 0);
+  workers.signal(SIGTERM);
+  CHECK(workers.wait() == 0);
+  INFO("workers: " << workers.log());
+  CHECK(workers.log().find("session worker: 4 instances, a>b 4 messages") != std::string::npos);
+  CHECK(peer({"pending", redis.socket(), "jobs", "workers"}) == "0\n");
   fs::remove_all(dir);
 }
