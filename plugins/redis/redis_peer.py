@@ -102,14 +102,19 @@ def produce(args):
     out.flush()
 
 
+def requests():
+    """The messages on stdin, until it ends."""
+    while True:
+        try:
+            yield pickle.load(sys.stdin.buffer)
+        except EOFError:
+            return
+
+
 def work(args):
     delay = int(args[args.index("--delay-ms") + 1]) / 1000 if "--delay-ms" in args else 0
     with open(args[0], "a") as log:
-        while True:
-            try:
-                m = pickle.load(sys.stdin.buffer)
-            except EOFError:
-                return
+        for m in requests():
             if delay:
                 time.sleep(delay)
             log.write("%d\n" % m["i"])
@@ -118,14 +123,8 @@ def work(args):
 
 def serve(args):
     die_at = int(args[args.index("--die-at") + 1]) if "--die-at" in args else 0
-    count = 0
     with open(args[0], "a") as log:
-        while True:
-            try:
-                m = pickle.load(sys.stdin.buffer)
-            except EOFError:
-                return
-            count += 1
+        for count, m in enumerate(requests(), 1):
             log.write("%d\n" % m["i"])
             log.flush()
             if count == die_at:

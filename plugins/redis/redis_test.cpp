@@ -119,13 +119,33 @@ std::string producer_config(const redis_server& r, long count, std::vector<std::
          "\", write: {stream: jobs}, retry: {initial_ms: 50, max_ms: 200}}\n";
 }
 
-std::string worker_config(const redis_server& r, const fs::path& out, const std::string& redis_extra = "",
-                          const std::string& work_extra = "") {
+std::string worker_config(const redis_server& r, const fs::path& out, const std::string& delay_ms = "0") {
   return "sessions:\n  - name: worker\n    a: {transport: redis, address: \"" + r.address() +
-         "\", read: {stream: jobs, group: workers}, claim_ms: 1000, retry: {initial_ms: 50, max_ms: 200}" +
-         redis_extra + "}\n    b: {transport: spawn, command: " +
-         redis_peer_command({"work", out.string(), "--delay-ms", work_extra.empty() ? "0" : work_extra}) + "}\n";
+         "\", read: {stream: jobs, group: workers}, claim_ms: 1000, retry: {initial_ms: 50, max_ms: 200}}\n" +
+         "    b: {transport: spawn, command: " + redis_peer_command({"work", out.string(), "--delay-ms", delay_ms}) +
+         "}\n";
 }
+
+// Until a consumer has joined `group` (and so the group exists).
+void wait_for_group(const redis_server& r, const std::string& group) {
+  REQUIRE(eventually([&] { return !peer({"consumers", r.socket(), "jobs", group}).empty(); }));
+}
+
+// `count` worker gateways, each writing the numbers of its messages to a
+// file of its own, each message taking `delay_ms`.
+struct worker_pool {
+  std::vector<fs::path> outs;
+  std::vector<std::unique_ptr<gateway>> gateways;
+
+  worker_pool(const fs::path& dir, const redis_server& r, int count, const std::string& delay_ms) {
+    for (int k = 0; k < count; ++k) {
+      outs.push_back(dir / ("out" + std::to_string(k)));
+      gateways.push_back(std::make_unique<gateway>(
+          write_text(dir, "worker" + std::to_string(k) + ".yaml", worker_config(r, outs.back(), delay_ms))));
+    }
+    wait_for_group(r, "workers");
+  }
+};
 
 }  // namespace
 
@@ -142,14 +162,9 @@ TEST_CASE("a producer gateway puts 20,000 pickles on a stream, each entry one wh
 TEST_CASE("three worker gateways share the stream through one group: every message once, each worker some") {
   const auto dir = make_temp_dir();
   redis_server redis(dir);
-  std::vector<fs::path> outs;
-  std::vector<std::unique_ptr<gateway>> workers;
-  for (int k = 0; k < 3; ++k) {
-    outs.push_back(dir / ("out" + std::to_string(k)));
-    workers.push_back(std::make_unique<gateway>(
-        write_text(dir, "worker" + std::to_string(k) + ".yaml", worker_config(redis, outs.back(), "", "1"))));
-  }
-  REQUIRE(eventually([&] { return peer({"consumers", redis.socket(), "jobs", "workers"}).size() > 0; }));
+  worker_pool pool(dir, redis, 3, "1");
+  const auto& outs = pool.outs;
+  auto& workers = pool.gateways;
   gateway producer(write_text(dir, "producer.yaml", producer_config(redis, 3000)));
   REQUIRE(producer.wait(60s) == 0);
   CHECK(eventually([&] { return distinct(outs).size() == 3000; }));
@@ -171,14 +186,9 @@ TEST_CASE("three worker gateways share the stream through one group: every messa
 TEST_CASE("a worker gateway SIGKILLed mid-stream: the others take over its entries, the duplicates only its in-flight ones, counted") {
   const auto dir = make_temp_dir();
   redis_server redis(dir);
-  std::vector<fs::path> outs;
-  std::vector<std::unique_ptr<gateway>> workers;
-  for (int k = 0; k < 3; ++k) {
-    outs.push_back(dir / ("out" + std::to_string(k)));
-    workers.push_back(std::make_unique<gateway>(
-        write_text(dir, "worker" + std::to_string(k) + ".yaml", worker_config(redis, outs.back(), "", "2"))));
-  }
-  REQUIRE(eventually([&] { return peer({"consumers", redis.socket(), "jobs", "workers"}).size() > 0; }));
+  worker_pool pool(dir, redis, 3, "2");
+  const auto& outs = pool.outs;
+  auto& workers = pool.gateways;
   gateway producer(write_text(dir, "producer.yaml", producer_config(redis, 3000)));
   REQUIRE(eventually([&] { return numbers_in(outs[0]).size() >= 100; }));
   workers[0]->signal(SIGKILL);
@@ -214,14 +224,14 @@ TEST_CASE("ack: replied, a worker killed mid-request: its request is processed a
   const auto server_config = [&](const fs::path& out, const std::string& die) {
     std::vector<std::string> args = {"serve", out.string()};
     if (!die.empty()) args.insert(args.end(), {"--die-at", die});
-    return "sessions:\n  - name: server\n    a: {transport: redis, address: \"" + redis.address() +
+    return std::string(die.empty() ? "metrics: {listen: \"127.0.0.1:0\"}\n" : "") + "sessions:\n  - name: server\n    a: {transport: redis, address: \"" + redis.address() +
            "\", read: {stream: jobs, group: servers}, write: {stream: replies}, ack: replied, "
            "claim_ms: 1000}\n    b: {transport: spawn, command: " + redis_peer_command(args) + "}\n";
   };
   const fs::path dying_out = dir / "dying", steady_out = dir / "steady";
   gateway dying(write_text(dir, "dying.yaml", server_config(dying_out, "5")));
   gateway steady(write_text(dir, "steady.yaml", server_config(steady_out, "")));
-  REQUIRE(eventually([&] { return peer({"consumers", redis.socket(), "jobs", "servers"}).size() > 0; }));
+  wait_for_group(redis, "servers");
   gateway producer(write_text(dir, "producer.yaml", producer_config(redis, 200)));
   REQUIRE(producer.wait(60s) == 0);
   // Its child killed itself on its fifth request: the instance failed.
@@ -236,9 +246,21 @@ TEST_CASE("ack: replied, a worker killed mid-request: its request is processed a
     return run_captured({PICKLEWAY_PYTHON, peer_script, "expect-replies", redis.socket(), "replies", "200"})
                .exit_status == 0;
   }));
+  // The takeover is counted in the metrics as in the summary line.
+  const auto serving = steady.wait_for_line("metrics: serving http://");
+  REQUIRE(serving);
+  const std::string url = serving->substr(serving->find("http://"), serving->find("/ (") - serving->find("http://"));
+  const std::string metrics = run_checked({PICKLEWAY_PYTHON, "-c",
+      "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
+      url + "/metrics"});
+  const std::string sample = "pickleway_redis_redeliveries_total{session=\"server\"} ";
+  const auto at = metrics.find(sample);
+  REQUIRE_MESSAGE(at != std::string::npos, metrics);
+  const long scraped = std::stol(metrics.substr(at + sample.size()));
+  CHECK(scraped > 0);
   steady.signal(SIGTERM);
   CHECK(steady.wait() == 0);
-  CHECK(redelivered(steady.log()) > 0);
+  CHECK(redelivered(steady.log()) == scraped);
   CHECK(peer({"pending", redis.socket(), "jobs", "servers"}) == "0\n");
   fs::remove_all(dir);
 }
@@ -248,7 +270,7 @@ TEST_CASE("Redis restarted mid-stream: both gateways reconnect and nothing is lo
   redis_server redis(dir);
   const fs::path out = dir / "out";
   gateway worker(write_text(dir, "worker.yaml", worker_config(redis, out)));
-  REQUIRE(eventually([&] { return peer({"consumers", redis.socket(), "jobs", "workers"}).size() > 0; }));
+  wait_for_group(redis, "workers");
   gateway producer(write_text(dir, "producer.yaml",
                               producer_config(redis, 20000, {"--pause-every", "500", "--pause-ms", "50"})));
   REQUIRE(eventually([&] { return numbers_in(out).size() >= 3000; }));
@@ -315,7 +337,7 @@ TEST_CASE("the scale-out pair in configs/ carries the demo through Redis, each r
     return write_text(dir, example, text);
   };
   gateway workers(local("redis-worker.yaml"));
-  REQUIRE(eventually([&] { return peer({"consumers", redis.socket(), "jobs", "workers"}).size() > 0; }));
+  wait_for_group(redis, "workers");
   gateway producer(local("redis-producer.yaml"));
   // Each worker instance counts its own requests: the first reply to come
   // is its worker's first.

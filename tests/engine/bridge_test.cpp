@@ -134,16 +134,21 @@ TEST_CASE("pickleway bridge --print-yaml prints the session, which check reads b
     for (const auto& line : e.resolved) CHECK_MESSAGE(checked.out.find(line) != std::string::npos, checked.out);
     std::filesystem::remove_all(dir);
   }
-  SUBCASE("a redis address prints, and running it fails as an unknown plugin does") {
+  SUBCASE("a redis address prints, and runs as that endpoint: here one that cannot connect") {
     const auto printed = bridge({"redis:127.0.0.1:6379,read.stream=jobs,read.group=w", peer_address("echo"),
                                  "--print-yaml"});
     CHECK(printed.exit_status == 0);
     CHECK(printed.out.find("    a:\n      transport: redis\n      address: 127.0.0.1:6379\n      read:\n"
                            "        stream: jobs\n        group: w\n") != std::string::npos);
-    const auto ran = bridge({"redis:127.0.0.1:6379,read.stream=jobs,read.group=w", peer_address("echo")});
-    CHECK(ran.exit_status == 2);
-    CHECK(ran.out.find("pickleway: argument 1, character 1: no transport plugin named 'redis' (searched: ") !=
-          std::string::npos);
+    const auto dir = make_temp_dir();
+    const std::string socket = (dir / "no-redis.sock").string();
+    const auto ran = bridge({"redis:unix:" + socket + ",read.stream=jobs,read.group=w,retry.attempts=1",
+                             peer_address("echo")});
+    CHECK(ran.exit_status == 1);
+    CHECK_MESSAGE(ran.out.find("session bridge, endpoint a (redis): redis unix:" + socket +
+                               ": cannot connect: No such file or directory (attempt 1 of 1)") != std::string::npos,
+                  ran.out);
+    std::filesystem::remove_all(dir);
   }
 }
 
