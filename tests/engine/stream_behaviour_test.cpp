@@ -217,6 +217,10 @@ sessions:
   REQUIRE(line);
   const long kib = std::stol(line->substr(line->find("peak memory ") + 12));
   MESSAGE("peak RSS of the gateway: " << kib << " KiB for 300 MiB relayed");
+  // Sanitized builds hold freed memory in quarantine (the 1 MiB messages'
+  // buffers), so there the bound says nothing and is not checked.
+#if !defined(__SANITIZE_ADDRESS__)
   CHECK(kib < 64 * 1024);
+#endif
   std::filesystem::remove_all(dir);
 }
