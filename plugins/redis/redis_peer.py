@@ -2,8 +2,9 @@
 
   produce N [--pause-every K --pause-ms MS]   N pickles to stdout
   work OUT [--delay-ms MS]                    each message's number to OUT, a line each
-  serve OUT [--die-at K]                      replies {"reply": i} to each request; with
-                                              --die-at, SIGKILLs itself on its K-th request
+  serve OUT [--die-at K] [--delay-ms MS]      replies {"reply": i} to each request, MS after
+                                              it; with --die-at, SIGKILLs itself on its
+                                              K-th request
   expect-stream SOCKET STREAM N               the stream holds exactly produce N's pickles
   expect-replies SOCKET STREAM N              every request 0..N-1 has a reply on STREAM
   consumers SOCKET STREAM GROUP               the group's consumer names, a line each
@@ -123,12 +124,15 @@ def work(args):
 
 def serve(args):
     die_at = int(args[args.index("--die-at") + 1]) if "--die-at" in args else 0
+    delay = int(args[args.index("--delay-ms") + 1]) / 1000 if "--delay-ms" in args else 0
     with open(args[0], "a") as log:
         for count, m in enumerate(requests(), 1):
             log.write("%d\n" % m["i"])
             log.flush()
             if count == die_at:
                 os.kill(os.getpid(), signal.SIGKILL)  # mid-request: no reply
+            if delay:
+                time.sleep(delay)
             sys.stdout.buffer.write(pickle.dumps({"reply": m["i"]}, protocol=5))
             sys.stdout.buffer.flush()
 

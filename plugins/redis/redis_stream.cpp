@@ -75,10 +75,12 @@ redis_stream::redis_stream(const settings& config, std::string consumer, std::st
       writer_signal_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       retry_timer_(loop, [this] { connect(); }),
       claim_timer_(loop, [this] { sweep(); }),
+      keep_timer_(loop, [this] { keep_held(); }),
       backoff_(config.retry.initial),
       check_(checking()),
       split_(checking()) {
-  if (!reader_signal_ || !writer_signal_ || !retry_timer_.usable() || !claim_timer_.usable()) {
+  if (!reader_signal_ || !writer_signal_ || !retry_timer_.usable() || !claim_timer_.usable() ||
+      !keep_timer_.usable()) {
     state_ = phase::failed;
     failure_ = "redis " + config_.address.text + ": cannot make its event descriptors";
     return;
@@ -180,6 +182,7 @@ void redis_stream::ready() {
     request_entries();
     claim_cursor_ = "0-0";
     sweep();
+    keep_timer_.arm(keep_interval());
   }
   wake();
 }
@@ -264,6 +267,25 @@ void redis_stream::sweep() {
         if (claim_cursor_ != "0-0") return sweep();
         claim_timer_.arm(config_.claim);
       });
+}
+
+// A live consumer's entries must not look abandoned: without this, one
+// that waits behind a long queue here, or a slow request, idles past
+// claim_ms and another consumer takes it over and processes it again.
+// XCLAIM to itself with JUSTID sets an entry's idle time back to zero
+// without counting a delivery.
+void redis_stream::keep_held() {
+  if (!config_.read || state_ == phase::failed) return;
+  keep_timer_.arm(keep_interval());
+  if (state_ != phase::ready || (queue_.empty() && taken_.empty())) return;
+  std::vector<std::string_view> args = {"XCLAIM", config_.read->stream, config_.read->group, consumer_, "0"};
+  for (const entry& e : queue_) args.push_back(e.id);
+  for (const std::string& id : taken_) args.push_back(id);
+  args.push_back("JUSTID");
+  commands_->command(args, [this](const redisReply& r) {
+    if (later(*commands_, r)) return;
+    if (r.type == REDIS_REPLY_ERROR) log("XCLAIM " + config_.read->stream + ": " + reply_text(r));
+  });
 }
 
 void redis_stream::take(std::vector<stream_entry>& entries, bool again) {

@@ -1,7 +1,7 @@
 // A redis endpoint's stream for one instance: messages from a consumer
 // group (`read`) and to a stream (`write`), on two hiredis connections on
-// the core's loop (XREADGROUP blocks its own; XADD, XACK and XAUTOCLAIM
-// share the other).
+// the core's loop (XREADGROUP blocks its own; XADD, XACK, XAUTOCLAIM and
+// XCLAIM share the other).
 //
 // Everything it holds is bounded: one and a half batches read ahead, at
 // most max_taken entries handed on and not yet acknowledged, and a window
@@ -72,6 +72,9 @@ class redis_stream final : public byte_stream {
 
   void request_entries();
   void sweep();
+  void keep_held();
+  // Well inside claim_ms, so that a round late is still in time.
+  std::chrono::milliseconds keep_interval() const { return config_.claim / 3; }
   // Entries Redis gave this consumer; `again`: given out before.
   void take(std::vector<stream_entry>& entries, bool again);
   void acknowledge(std::vector<std::string> ids);
@@ -89,7 +92,7 @@ class redis_stream final : public byte_stream {
   watcher& loop_;
   unique_fd reader_signal_, writer_signal_;  // eventfds: the pumps' waits
   bool reader_waits_ = false, writer_waits_ = false;  // since it was last written
-  loop_timer retry_timer_, claim_timer_;
+  loop_timer retry_timer_, claim_timer_, keep_timer_;
   std::unique_ptr<connection> commands_, reader_;
 
   phase state_ = phase::connecting;

@@ -119,9 +119,11 @@ std::string producer_config(const redis_server& r, long count, std::vector<std::
          "\", write: {stream: jobs}, retry: {initial_ms: 50, max_ms: 200}}\n";
 }
 
-std::string worker_config(const redis_server& r, const fs::path& out, const std::string& delay_ms = "0") {
+std::string worker_config(const redis_server& r, const fs::path& out, const std::string& delay_ms = "0",
+                          const std::string& claim_ms = "1000") {
   return "sessions:\n  - name: worker\n    a: {transport: redis, address: \"" + r.address() +
-         "\", read: {stream: jobs, group: workers}, claim_ms: 1000, retry: {initial_ms: 50, max_ms: 200}}\n" +
+         "\", read: {stream: jobs, group: workers}, claim_ms: " + claim_ms +
+         ", retry: {initial_ms: 50, max_ms: 200}}\n" +
          "    b: {transport: spawn, command: " + redis_peer_command({"work", out.string(), "--delay-ms", delay_ms}) +
          "}\n";
 }
@@ -180,6 +182,41 @@ TEST_CASE("three worker gateways share the stream through one group: every messa
   CHECK(total == 3000);  // nobody died: nothing twice
   CHECK(distinct(outs).size() == 3000);
   CHECK(peer({"pending", redis.socket(), "jobs", "workers"}) == "0\n");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a live worker keeps the entries it holds, however long past claim_ms they wait for their turn") {
+  const auto dir = make_temp_dir();
+  redis_server redis(dir);
+  // ack: replied holds each request until its reply. The slow server takes
+  // all 200 at once and answers one each 15 ms: most of them wait many
+  // times claim_ms, while an idle server sweeps every claim_ms for entries
+  // left that long.
+  const auto server_config = [&](const fs::path& out, const std::string& delay_ms) {
+    return "sessions:\n  - name: server\n    a: {transport: redis, address: \"" + redis.address() +
+           "\", read: {stream: jobs, group: servers}, write: {stream: replies}, ack: replied, "
+           "claim_ms: 200}\n    b: {transport: spawn, command: " +
+           redis_peer_command({"serve", out.string(), "--delay-ms", delay_ms}) + "}\n";
+  };
+  const fs::path slow_out = dir / "slow", idle_out = dir / "idle";
+  gateway slow(write_text(dir, "slow.yaml", server_config(slow_out, "15")));
+  wait_for_group(redis, "servers");
+  gateway producer(write_text(dir, "producer.yaml", producer_config(redis, 200)));
+  REQUIRE(producer.wait(60s) == 0);
+  REQUIRE(eventually([&] { return numbers_in(slow_out).size() >= 5; }));
+  gateway idle(write_text(dir, "idle.yaml", server_config(idle_out, "0")));
+  CHECK(eventually([&] {
+    return run_captured({PICKLEWAY_PYTHON, peer_script, "expect-replies", redis.socket(), "replies", "200"})
+               .exit_status == 0;
+  }));
+  slow.signal(SIGTERM);
+  idle.signal(SIGTERM);
+  CHECK(slow.wait() == 0);
+  CHECK(idle.wait() == 0);
+  CHECK_MESSAGE(redelivered(idle.log()) == 0, idle.log());
+  CHECK(numbers_in(idle_out).empty());  // nothing taken over
+  CHECK(numbers_in(slow_out).size() == 200);
+  CHECK(peer({"pending", redis.socket(), "jobs", "servers"}) == "0\n");
   fs::remove_all(dir);
 }
 
