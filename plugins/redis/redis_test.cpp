@@ -28,6 +28,7 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 const std::string peer_script = std::string(PICKLEWAY_SOURCE_DIR) + "/plugins/redis/redis_peer.py";
+const std::string status_probe = std::string(PICKLEWAY_SOURCE_DIR) + "/tests/python/status_probe.py";
 
 std::string peer(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {PICKLEWAY_PYTHON, peer_script};
@@ -295,6 +296,10 @@ TEST_CASE("ack: replied, a worker killed mid-request: its request is processed a
   REQUIRE_MESSAGE(at != std::string::npos, metrics);
   const long scraped = std::stol(metrics.substr(at + sample.size()));
   CHECK(scraped > 0);
+  // And on the status page, as a browser renders it.
+  const std::string page = run_checked({PICKLEWAY_DEBIAN_PYTHON, status_probe, "page", url,
+                                        (dir / "status-page.png").string()});
+  CHECK_MESSAGE(page.find(" redelivered " + std::to_string(scraped) + "\n") != std::string::npos, page);
   steady.signal(SIGTERM);
   CHECK(steady.wait() == 0);
   CHECK(redelivered(steady.log()) == scraped);

@@ -13,7 +13,7 @@
     status_probe.py page URL SCREENSHOT
         loads URL/ in headless Chromium, saves a screenshot, and prints what
         the rendered page shows of each session:
-        SESSION a>b MESSAGES b>a MESSAGES failed N
+        SESSION a>b MESSAGES b>a MESSAGES failed N [redelivered N]
 """
 import html.parser
 import os
@@ -110,6 +110,8 @@ class SessionSections(html.parser.HTMLParser):
                 self.sessions[self.session][self.direction] = self.text.strip()
             if tag == "span" and self.cell in ("failed", ""):
                 self.sessions[self.session]["failed"] = self.text.split()[0]
+            if tag == "span" and self.cell == "redelivered":
+                self.sessions[self.session]["redelivered"] = self.text.strip()
             self.cell = None
         elif tag == "tr":
             self.direction = None
@@ -133,7 +135,10 @@ def page(url, screenshot):
     if not parser.sessions:
         sys.exit("the page shows no session:\n" + dom[:2000])
     for name, shown in sorted(parser.sessions.items()):
-        print(name, "a>b", shown.get("a>b"), "b>a", shown.get("b>a"), "failed", shown.get("failed"))
+        line = f"{name} a>b {shown.get('a>b')} b>a {shown.get('b>a')} failed {shown.get('failed')}"
+        if "redelivered" in shown:
+            line += " redelivered " + shown["redelivered"]
+        print(line)
     sys.stdout.flush()
 
 

@@ -76,6 +76,9 @@ function render(status, seconds) {
     if (s.link)
       sec.append(el("div", {"class": "link"}, "link: " + s.link.reconnects + " reconnects, " +
         s.link.resent + " resent, " + s.link.unacked_bytes + " bytes unacknowledged"));
+    if (s.redeliveries)  // a broker gave messages out again (redis)
+      sec.append(el("div", {"class": "redeliveries"},
+        el("span", {"class": "redelivered"}, String(s.redeliveries)), " messages redelivered"));
     if (s.filters.length)
       sec.append(el("div", {"class": "filters"}, "filters: " +
         s.filters.map(f => f.name + " (" + f.refused + " refused)").join(", ")));
