@@ -1,6 +1,7 @@
 #include "engine/link.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include <asio/co_spawn.hpp>
@@ -8,6 +9,7 @@
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include "engine/message_codec.hpp"
 #include "pickleway/errc.hpp"
 
 namespace pickleway {
@@ -156,38 +158,57 @@ void link::attach(std::unique_ptr<byte_stream> stream, std::uint64_t peer_next,
 
 // ---- The pumps' side
 
-asio::awaitable<io_result> link::read(std::span<std::uint8_t> into) {
+void link::take(std::size_t n) {
+  in_begin_ += n;
+  whole_ -= n;
+  if (in_begin_ == in_end_) in_begin_ = in_scanned_ = in_end_ = 0;
+  data_taken_.notify();
+}
+
+asio::awaitable<io_result> link::more(std::size_t held) {
   for (;;) {
-    if (in_begin_ < in_scanned_) {
-      const std::size_t n = std::min(into.size(), in_scanned_ - in_begin_);
-      std::memcpy(into.data(), in_.data() + in_begin_, n);
-      in_begin_ += n;
-      if (in_begin_ == in_end_) in_begin_ = in_scanned_ = in_end_ = 0;
-      data_taken_.notify();
-      co_return io_result::moved(n);
-    }
+    if (in_scanned_ - in_begin_ > held) co_return io_result::moved(in_scanned_ - in_begin_);
     if (peer_ended_ && received_ >= peer_last_) co_return io_result::end();
     if (stopped_) co_return io_result::failure(asio::error::operation_aborted);
     co_await data_changed_.changed();
   }
 }
 
+// Room for a DATA frame of `frame` bytes: while what is not yet sent is
+// below unsent_most and the replay buffer has room; one larger than the
+// buffer goes when it is empty, alone.
+bool link::has_room(std::uint64_t frame) const {
+  const std::uint64_t held = replay_.size();
+  return replay_.end() - sent_ < unsent_most && (held == 0 || held + frame <= options_.replay);
+}
+
+void link::taken_whole(std::uint64_t end) {
+  ends_.push_back(end);
+  ++taken_;
+}
+
+std::size_t link::offer(std::span<const std::uint8_t> message) {
+  std::array<std::uint8_t, 12> header;
+  const std::size_t header_size = length_header(message.size(), header);
+  if (stopped_ || !has_room(header_size + message.size())) return 0;
+  replay_.append({header.data(), header_size});
+  replay_.append(message);
+  taken_whole(replay_.end());
+  send_changed_.notify();
+  return header_size + message.size();
+}
+
 asio::awaitable<io_result> link::write(std::span<const std::uint8_t> from) {
   for (;;) {
     if (stopped_) co_return io_result::failure(asio::error::operation_aborted);
-    // Whole messages, while the replay buffer has room and what is not
-    // yet sent is below unsent_most; one larger than the buffer goes when
-    // it is empty, alone.
+    // Whole messages, while the replay buffer has room.
     std::size_t pos = 0;
-    while (replay_.end() - sent_ < unsent_most) {
+    for (;;) {
       bool whole = false;
       const std::uint64_t size = frame_size(from, pos, whole);
-      if (!whole) break;
-      const std::uint64_t held = replay_.size();
-      if (held > 0 && held + size > options_.replay) break;
+      if (!whole || !has_room(size)) break;
       replay_.append(from.subspan(pos, static_cast<std::size_t>(size)));
-      ends_.push_back(replay_.end());
-      ++taken_;
+      taken_whole(replay_.end());
       pos += static_cast<std::size_t>(size);
     }
     if (pos > 0) {
@@ -251,8 +272,10 @@ void link::stop() {
 
 asio::awaitable<void> link::receive(std::shared_ptr<connection> c) {
   while (c->alive) {
-    // The pump has enough to take: hold off (TCP slows the far side).
-    if (in_end_ - in_begin_ >= high_water) {
+    // The pump has enough to take: hold off (TCP slows the far side). Only
+    // while it has a whole frame to take: it takes frames whole, so one
+    // longer than high_water (at most max_message) is read to its end.
+    if (in_end_ - in_begin_ >= high_water && whole_ > 0) {
       c->paused = true;
       co_await data_taken_.changed();
       c->paused = false;
@@ -323,6 +346,7 @@ bool link::parse() {
       if (frame_left_ == 0) {
         ++received_;
         received_bytes_ += frame_size_;
+        whole_ += static_cast<std::size_t>(frame_size_);
       }
       continue;
     }
@@ -508,7 +532,7 @@ void link::broken(connection& c, const std::string& why) {
   c.stream.reset();
   if (current_.get() == &c) current_.reset();
   // What was not scanned comes again. So does a DATA frame cut short,
-  // whole: the part scanned (which the pump may have) is dropped then.
+  // whole: the part scanned stays here, and is dropped from the resent one.
   in_end_ = in_scanned_;
   if (frame_left_ > 0) {
     resent_size_ = frame_size_;

@@ -89,9 +89,20 @@ class link : public std::enable_shared_from_this<link> {
   void attach(std::unique_ptr<byte_stream> connection, std::uint64_t peer_next,
               std::vector<std::uint8_t> early);
 
-  // The pumps' side. Each waits as long as it must (never would_block);
-  // after stop() they fail with operation_aborted.
-  asio::awaitable<io_result> read(std::span<std::uint8_t> into);
+  // The pumps' side. The reading pump frames the DATA frames where they
+  // arrived (no copy): received() is what it has not yet taken, take(n)
+  // says it is done with the first n bytes (whole frames), and more(held)
+  // waits until
+  // received() holds more than `held` bytes (moved), the far side has
+  // ended (end) or stop() (operation_aborted). The writing pump hands a
+  // message straight to the replay buffer with offer() when it has room
+  // (the bytes it took, framed; 0: it has none now), and otherwise writes
+  // length-framed messages with write(), which waits as long as it must
+  // (never would_block).
+  std::span<const std::uint8_t> received() const { return {in_.data() + in_begin_, in_scanned_ - in_begin_}; }
+  void take(std::size_t n);
+  asio::awaitable<io_result> more(std::size_t held);
+  std::size_t offer(std::span<const std::uint8_t> message);
   asio::awaitable<io_result> write(std::span<const std::uint8_t> from);
   void close_write();                      // no more messages this way: END, once all is sent
   void delivered(std::uint64_t messages);  // of those read, written on this side (cumulative)
@@ -119,6 +130,8 @@ class link : public std::enable_shared_from_this<link> {
   asio::awaitable<void> recover();  // after a break: a new connection within resume_ms
   bool parse();  // false: a protocol error (the instance failed)
   void make_room(std::size_t room);
+  bool has_room(std::uint64_t frame) const;
+  void taken_whole(std::uint64_t end);  // a DATA frame ending at `end` is in the replay buffer
   void take_out(std::size_t n);
   void acked(std::uint64_t number);
   void queue_ack();
@@ -151,12 +164,13 @@ class link : public std::enable_shared_from_this<link> {
   event send_changed_;   // something to send
 
   // Incoming, in one buffer: in_[in_begin_, in_scanned_) are DATA frames
-  // for the pump, which takes them as they come, a frame in parts if need
-  // be; in_[in_scanned_, in_end_) came from the connection, not yet scanned.
+  // for the pump, which frames them in place, and takes them whole;
+  // in_[in_scanned_, in_end_) came from the connection, not yet scanned.
   std::vector<std::uint8_t> in_;
   std::size_t in_begin_ = 0;
   std::size_t in_scanned_ = 0;
   std::size_t in_end_ = 0;
+  std::size_t whole_ = 0;  // of in_[in_begin_, in_scanned_), the bytes of whole DATA frames
   std::uint64_t frame_size_ = 0;  // the DATA frame under way, header included
   std::uint64_t frame_left_ = 0;  // of it, not yet scanned; 0 between frames
   // A break inside a DATA frame: the far side sends that frame again, and

@@ -128,19 +128,25 @@ std::string whole_pickle_problem(bytes_view message, framer& check, errc& cause)
   return {};
 }
 
+std::size_t length_header(std::uint64_t size, std::array<std::uint8_t, 12>& header) {
+  std::size_t used = 0;
+  const auto put_be = [&](std::uint64_t v, int width) {
+    for (int shift = (width - 1) * 8; shift >= 0; shift -= 8) header[used++] = static_cast<std::uint8_t>(v >> shift);
+  };
+  if (size <= 0x7FFF'FFFF) {
+    put_be(size, 4);
+  } else {  // as multiprocessing.connection writes a large message
+    put_be(0xFFFF'FFFF, 4);
+    put_be(size, 8);
+  }
+  return used;
+}
+
 void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out) {
   if (kind != framing_kind::pickle) {
-    const std::uint64_t n = message.size();
-    const auto put_be = [&out](std::uint64_t v, int width) {
-      for (int shift = (width - 1) * 8; shift >= 0; shift -= 8)
-        out.push_back(static_cast<std::uint8_t>(v >> shift));
-    };
-    if (n <= 0x7FFF'FFFF) {
-      put_be(n, 4);
-    } else {  // as multiprocessing.connection writes a large message
-      put_be(0xFFFF'FFFF, 4);
-      put_be(n, 8);
-    }
+    std::array<std::uint8_t, 12> header;
+    const std::size_t n = length_header(message.size(), header);
+    out.insert(out.end(), header.begin(), header.begin() + static_cast<std::ptrdiff_t>(n));
   }
   out.insert(out.end(), message.begin(), message.end());
 }

@@ -3,6 +3,7 @@
 // wire format of multiprocessing.connection).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,5 +48,9 @@ std::string whole_pickle_problem(bytes_view message, framer& check, errc& cause)
 
 // Appends `message` to `out` as the endpoint's framing writes it.
 void encode_message(framing_kind kind, bytes_view message, std::vector<std::uint8_t>& out);
+
+// The length that `framing: length` (and link) writes before a message of
+// `size` bytes: 4 bytes, or 12 for one past 2 GiB; returns how many.
+std::size_t length_header(std::uint64_t size, std::array<std::uint8_t, 12>& header);
 
 }  // namespace pickleway

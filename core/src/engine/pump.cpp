@@ -65,14 +65,15 @@ asio::awaitable<void> pump::run(waiter& w) {
       // Everything taken from the source so far is written on (or
       // dropped): a link's far gateway, or a broker, may hear so.
       report_delivered();
-      // A link's read waits (another pump may read meanwhile): its pump
-      // reads into its own buffer.
-      const bool shared = !from_.link && in_begin_ == in_end_ && reader_->wanted() <= read_chunk;
+      if (from_.link) {
+        if (co_await take_from_link()) continue;
+        co_return;  // the instance ended
+      }
+      const bool shared = in_begin_ == in_end_ && reader_->wanted() <= read_chunk;
       if (!shared) make_room();
       const std::span<std::uint8_t> room =
           shared ? shared_read_buffer() : std::span<std::uint8_t>{in_.data() + in_end_, in_.size() - in_end_};
-      const io_result r = from_.link ? co_await from_.link->read(room) : from_.stream->read(room);
-      if (r.error == asio::error::operation_aborted && from_.link) co_return;  // the instance ended
+      const io_result r = from_.stream->read(room);
       switch (r.status) {
         case io_status::done:
           if (shared) {
@@ -99,6 +100,24 @@ asio::awaitable<void> pump::run(waiter& w) {
     }
     if (co_await w.wait(fd, writable)) co_return;  // cancelled: the instance has ended
   }
+}
+
+// A link's DATA frames are framed where they arrived, and taken whole;
+// false when the instance has ended.
+asio::awaitable<bool> pump::take_from_link() {
+  const bytes_view got = from_.link->received();
+  const std::size_t used = process(got);
+  if (used > 0) {
+    from_.link->take(used);
+    co_return true;
+  }
+  if (input_closed_) co_return true;
+  // Nothing whole in it: until more comes (its read waits on the link,
+  // which another pump may be reading the connection for).
+  const io_result r = co_await from_.link->more(got.size());
+  if (r.error == asio::error::operation_aborted) co_return false;
+  if (r.status == io_status::eof) source_done_ = true;
+  co_return true;
 }
 
 void pump::process() {
@@ -203,6 +222,17 @@ void pump::deliver(bytes_view bytes, const message_info* info, std::uint64_t off
       stop_input(code, from_.label + ": offset " + std::to_string(offset) + ": message " +
                  std::to_string(m.sequence()) + " is not one whole pickle for " + to_.label + ": " +
                  problem + hints_.for_message(out));
+      return;
+    }
+  }
+  // To a link with nothing queued before it: straight into its replay
+  // buffer, which keeps the bytes anyway, rather than copied twice.
+  if (to_.link && out_begin_ == out_.size()) {
+    if (const std::size_t taken = to_.link->offer(out); taken > 0) {
+      out_offset_ += taken;
+      ++stats_.messages;
+      ++handled_;
+      stats_.bytes += out.size();
       return;
     }
   }

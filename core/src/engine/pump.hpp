@@ -79,6 +79,7 @@ class pump {
   // What a write of the output did; false when it must wait for (fd, writable).
   bool wrote(const io_result& r, int& fd, bool& writable);
   void process();  // buffered input -> output, until the high-water mark
+  asio::awaitable<bool> take_from_link();
   // `input` -> output, until the high-water mark; returns how much it took.
   std::size_t process(bytes_view input);
   // Bytes read into the shared buffer: processed, and what is left kept.
