@@ -22,10 +22,6 @@ constexpr std::size_t read_chunk = 256 * 1024;
 constexpr std::size_t high_water = 1024 * 1024;
 // The most a single write sends before control frames get their turn.
 constexpr std::uint64_t send_chunk = 256 * 1024;
-// The most the replay buffer holds that was not yet sent: past it, the
-// pump waits as it would on the socket, so the buffer holds what is in
-// flight rather than filling up with what the connection cannot take yet.
-constexpr std::uint64_t unsent_most = 4 * send_chunk;
 // Between reconnects that break during their hello.
 constexpr std::chrono::milliseconds reconnect_pause{100};
 
@@ -180,6 +176,14 @@ asio::awaitable<io_result> link::more(std::size_t held) {
 bool link::has_room(std::uint64_t frame) const {
   const std::uint64_t held = replay_.size();
   return replay_.end() - sent_ < unsent_most && (held == 0 || held + frame <= options_.replay);
+}
+
+asio::awaitable<bool> link::room() {
+  while (!accepting()) {
+    if (stopped_) co_return false;
+    co_await space_changed_.changed();
+  }
+  co_return true;
 }
 
 void link::taken_whole(std::uint64_t end) {

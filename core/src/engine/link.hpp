@@ -55,6 +55,11 @@ struct link_stats {
 
 class link : public std::enable_shared_from_this<link> {
  public:
+  // The most the replay buffer holds that was not yet sent: past it, the
+  // pump waits as it would on the socket, so the buffer holds what is in
+  // flight rather than filling up with what the connection cannot take yet.
+  static constexpr std::uint64_t unsent_most = 1024 * 1024;
+
   // What the connector's reconnect gives: a connection whose hello is done,
   // or none (`unknown`: the far gateway does not know the link; else the
   // instance failed on the way, and said why).
@@ -103,6 +108,10 @@ class link : public std::enable_shared_from_this<link> {
   void take(std::size_t n);
   asio::awaitable<io_result> more(std::size_t held);
   std::size_t offer(std::span<const std::uint8_t> message);
+  // Whether offer() may take a message now (what is not yet sent is below
+  // its bound); room() waits until it may, false after stop().
+  bool accepting() const { return !stopped_ && replay_.end() - sent_ < unsent_most; }
+  asio::awaitable<bool> room();
   asio::awaitable<io_result> write(std::span<const std::uint8_t> from);
   void close_write();                      // no more messages this way: END, once all is sent
   void delivered(std::uint64_t messages);  // of those read, written on this side (cumulative)

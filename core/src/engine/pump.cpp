@@ -65,6 +65,12 @@ asio::awaitable<void> pump::run(waiter& w) {
       // Everything taken from the source so far is written on (or
       // dropped): a link's far gateway, or a broker, may hear so.
       report_delivered();
+      // A link that takes nothing now: its room first, rather than more
+      // input that could not go on.
+      if (to_.link && !to_.link->accepting()) {
+        if (co_await to_.link->room()) continue;
+        co_return;  // the instance ended
+      }
       if (from_.link) {
         if (co_await take_from_link()) continue;
         co_return;  // the instance ended
@@ -148,7 +154,13 @@ void pump::give_back_buffers() {
 
 std::size_t pump::process(bytes_view input) {
   std::size_t used = 0;
-  while (!input_closed_ && out_.size() - out_begin_ < high_water) {
+  // A link destination with nothing queued takes messages as they come,
+  // while it accepts them.
+  const auto output_has_room = [&] {
+    if (out_.size() - out_begin_ >= high_water) return false;
+    return !to_.link || out_begin_ < out_.size() || to_.link->accepting();
+  };
+  while (!input_closed_ && output_has_room()) {
     const bytes_view data = input.subspan(used);
     const std::uint64_t offset = reader_->offset();
     read_step s = reader_->next(data);
