@@ -149,7 +149,7 @@ void redis_stream::lost(std::string why) {
   // is still here, and goes again once they are back.
   reader_.reset();
   commands_.reset();
-  reading_ = claiming_ = false;
+  reading_ = claiming_ = keeping_ = false;
   const bool was_up = state_ == phase::ready;
   state_ = phase::connecting;
   ++attempt_;
@@ -182,7 +182,7 @@ void redis_stream::ready() {
     request_entries();
     claim_cursor_ = "0-0";
     sweep();
-    keep_timer_.arm(keep_interval());
+    keep_held();  // at once: the outage may have used up most of claim_ms
   }
   wake();
 }
@@ -277,12 +277,14 @@ void redis_stream::sweep() {
 void redis_stream::keep_held() {
   if (!config_.read || state_ == phase::failed) return;
   keep_timer_.arm(keep_interval());
-  if (state_ != phase::ready || (queue_.empty() && taken_.empty())) return;
+  // One at a time: behind a window of additions a reply may take long.
+  if (state_ != phase::ready || keeping_ || (queue_.empty() && taken_.empty())) return;
   std::vector<std::string_view> args = {"XCLAIM", config_.read->stream, config_.read->group, consumer_, "0"};
   for (const entry& e : queue_) args.push_back(e.id);
   for (const std::string& id : taken_) args.push_back(id);
   args.push_back("JUSTID");
-  commands_->command(args, [this](const redisReply& r) {
+  keeping_ = commands_->command(args, [this](const redisReply& r) {
+    keeping_ = false;
     if (later(*commands_, r)) return;
     if (r.type == REDIS_REPLY_ERROR) log("XCLAIM " + config_.read->stream + ": " + reply_text(r));
   });

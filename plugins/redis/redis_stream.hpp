@@ -110,7 +110,7 @@ class redis_stream final : public byte_stream {
   std::deque<std::vector<std::string>> acks_;  // XACKs Redis has not confirmed
   std::optional<std::string> pending_after_;  // reading own pending entries, after this id
   std::size_t batch_ = 16;
-  bool reading_ = false, claiming_ = false, draining_ = false, claim_unsupported_ = false;
+  bool reading_ = false, claiming_ = false, keeping_ = false, draining_ = false, claim_unsupported_ = false;
   std::string claim_cursor_ = "0-0";
   std::uint64_t redeliveries_ = 0;
   framer check_;

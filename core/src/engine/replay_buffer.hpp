@@ -10,9 +10,10 @@
 // which `replay` bounds, and release_spares() gives them back when the
 // link is idle.
 //
-// A block is 1 MiB: a message up to that size is then sent by one write
-// of it (with 256 KiB blocks a 1 MiB message took four sends, and the link
-// kept 0.83 of length framing's rate instead of 0.94). Its pages are
+// A block is 1 MiB: a message up to that size then goes out in one or two
+// writes, as it falls across a block's end (with 256 KiB blocks a 1 MiB
+// message took four or five, and the link kept 0.83 of length framing's
+// rate instead of 0.94). Its pages are
 // faulted in as they are written: a link whose acknowledgements keep up
 // (the buffer empties, the next append starts the block again) touches only
 // the start of it.
