@@ -190,13 +190,14 @@ TEST_CASE("a live worker keeps the entries it holds, however long past claim_ms 
   const auto dir = make_temp_dir();
   redis_server redis(dir);
   // ack: replied holds each request until its reply. The slow server takes
-  // all 200 at once and answers one each 15 ms: most of them wait many
-  // times claim_ms, while an idle server sweeps every claim_ms for entries
-  // left that long.
+  // all 200 at once and answers one each 15 ms: most of them wait up to
+  // six times claim_ms, while an idle server sweeps every claim_ms for
+  // entries left that long. (claim_ms leaves a loaded machine room: the
+  // slow one's loop may stall for two thirds of it.)
   const auto server_config = [&](const fs::path& out, const std::string& delay_ms) {
     return "sessions:\n  - name: server\n    a: {transport: redis, address: \"" + redis.address() +
            "\", read: {stream: jobs, group: servers}, write: {stream: replies}, ack: replied, "
-           "claim_ms: 200}\n    b: {transport: spawn, command: " +
+           "claim_ms: 500}\n    b: {transport: spawn, command: " +
            redis_peer_command({"serve", out.string(), "--delay-ms", delay_ms}) + "}\n";
   };
   const fs::path slow_out = dir / "slow", idle_out = dir / "idle";
