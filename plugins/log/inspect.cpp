@@ -125,7 +125,7 @@ std::string inspector::describe(std::uint32_t id) const {
     case kind::instance:
       if (g && g->extension >= 0) return "<instance of extension " + std::to_string(g->extension) + ">";
       if (!g) return "<instance>";
-      if (is_builtins(g->module)) return std::string(g->name);
+      if (is_builtins(g->module) && !g->name.empty()) return std::string(g->name);
       return std::string(g->module) + "." + std::string(g->name);
   }
   return "<unknown>";

@@ -508,6 +508,7 @@ TEST_CASE("the type names an instance after what built it") {
         {"\x80\x02" "cmymod\nMyClass\n)\x81."s, "mymod.MyClass"},  // NEWOBJ
         {"\x80\x04\x8c\x05mymod\x8c\x07MyClass\x93)}\x92."s, "mymod.MyClass"},  // NEWOBJ_EX
         {"c__builtin__\ncomplex\n(F1.0\ntR."s, "complex"},         // builtins dropped
+        {"cbuiltins\n\n)R."s, "builtins."},  // an empty name keeps its module: never no type
         {"ccopy_reg\n_reconstructor\n(cmymod\nC\nc__builtin__\nobject\nNtR."s, "mymod.C"},
         {"\x80\x02" "c__builtin__\nset\n]K\x01\x61\x85R."s, "set(1)"},
         {"\x80\x02" "c_codecs\nencode\nX\x01\x00\x00\x00xX\x06\x00\x00\x00latin1\x86R."s, "bytes"},
