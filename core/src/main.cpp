@@ -239,10 +239,6 @@ int run_run(const command_line& c) {
   plugin_registry registry;
   auto cfg = load(c, registry);
   if (!cfg) return 2;
-  if (const auto refused = not_yet_supported(*cfg)) {
-    std::cerr << *refused << "\n";
-    return 2;
-  }
   if (!c.sessions.empty()) {
     std::vector<session_config> chosen;
     for (const auto& name : c.sessions) {
@@ -291,10 +287,6 @@ int run_bridge(const command_line& c, char** argv) {
     cfg = document.build(registry);
   } catch (const config_error& e) {
     report_bridge_error(e.what(), argv);
-    return 2;
-  }
-  if (const auto refused = not_yet_supported(*cfg)) {
-    std::cerr << "pickleway: " << *refused << "\n";
     return 2;
   }
   engine e(std::move(*cfg), c.stats_seconds);

@@ -333,7 +333,7 @@ TEST_CASE("the root's and a session's keys are checked like an endpoint's option
   }
 }
 
-TEST_CASE("pickleway run refuses, at the key, what check accepts but this version cannot do yet") {
+TEST_CASE("pickleway run runs threads and instances as written") {
   const auto dir = make_temp_dir();
   const std::string session = std::string(R"(sessions:
   - name: s
@@ -348,27 +348,13 @@ TEST_CASE("pickleway run refuses, at the key, what check accepts but this versio
       r.out.replace(at, path.string().size(), "run.yaml");
     return r;
   };
-  struct refused {
-    const char* what;
-    std::string yaml;
-    std::string message;
-  };
-  const refused cases[] = {
-      {"two threads", "threads: 2\n" + session, "run.yaml:1:10: threads above 1: not supported by this version yet\n"},
-  };
-  for (const auto& c : cases) {
-    CAPTURE(c.what);
-    const auto r = run_config(c.yaml);
-    CHECK(r.exit_status == 2);
-    CHECK_MESSAGE(r.out.find(c.message) != std::string::npos, r.out);
-  }
   SUBCASE("one thread and one instance, written, run as without them") {
     const auto r = run_config("threads: 1\n" + session + "    instances: 1\n");
     CHECK_MESSAGE(r.exit_status == 0, r.out);
     CHECK(r.out.find("session s: 1 instance, a>b 0 messages") != std::string::npos);
   }
-  SUBCASE("three instances run side by side, each named for its place") {
-    const auto r = run_config(session + "    instances: 3\n");
+  SUBCASE("three instances run side by side on two threads, each named for its place") {
+    const auto r = run_config("threads: 2\n" + session + "    instances: 3\n");
     CHECK_MESSAGE(r.exit_status == 0, r.out);
     CHECK_MESSAGE(r.out.find("session s: 3 instances, a>b 0 messages") != std::string::npos, r.out);
   }

@@ -112,6 +112,56 @@ long listen_overflows(const pickleway::test::two_hosts& net) {
 
 }  // namespace
 
+namespace {
+
+// The time on a CPU, in nanoseconds, of each thread of process `pid`
+// named `name` (the first field of its schedstat).
+std::vector<long long> cpu_ns_of_threads(pid_t pid, const std::string& name) {
+  std::vector<long long> found;
+  const auto tasks = std::filesystem::path("/proc") / std::to_string(pid) / "task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::string comm = text(task.path() / "comm");
+    if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    if (comm == name) found.push_back(std::stoll(text(task.path() / "schedstat")));
+  }
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("threads: 2 spreads a listener's instances over two loops, each keeping its messages in order") {
+  two_hosts net;
+  const auto dir = make_temp_dir();
+  const std::string burst = std::string(PICKLEWAY_SOURCE_DIR) + "/tests/python/burst.py";
+  line_process echo(net.in(side::b, {PICKLEWAY_PYTHON, burst, "echo", "127.0.0.1:7100"}));
+  REQUIRE(echo.read_line() == "listening");
+  const auto config = write_text(dir, "threads.yaml", R"(
+threads: 2
+sessions:
+  - name: spread
+    a: {transport: tcp, listen: "127.0.0.1:7200"}
+    b: {transport: tcp, connect: "127.0.0.1:7100"}
+)");
+  gateway g(config, {}, net.in(side::b));
+  REQUIRE(g.wait_for_line("session spread: listening on "));
+  // Each client checks its 3,000 messages come back whole and in order.
+  const auto clients = run_captured(net.in(side::b, {PICKLEWAY_PYTHON, burst, "clients",
+                                                     "127.0.0.1:7200", "--count", "40",
+                                                     "--messages", "3000", "--timeout", "60"}));
+  CHECK_MESSAGE(clients.exit_status == 0, clients.out);
+  CHECK(clients.out.find(R"({"served": 40, "failed": 0)") != std::string::npos);
+  // Loop 1 carried instances: it ran for milliseconds, where an idle loop
+  // runs for some microseconds. The main thread runs loop 0.
+  const auto second = cpu_ns_of_threads(g.pid(), "loop-1");
+  REQUIRE(second.size() == 1);
+  CHECK_MESSAGE(second[0] > 5'000'000, second[0]);
+  CHECK(cpu_ns_of_threads(g.pid(), "loop-2").empty());
+  g.signal(SIGTERM);
+  CHECK(g.wait() == 0);
+  CHECK(g.log().find("session spread: 40 instances, a>b 120000 messages") != std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("a burst of thousands of clients at once is served, none left to overflow the backlog") {
   using namespace pickleway::test;
   two_hosts net;  // a namespace of its own: its own loopback, its own kernel counters

@@ -68,22 +68,16 @@ std::string rate(std::uint64_t messages, std::uint64_t bytes, double seconds) {
   return text;
 }
 
-std::string refusal(const std::string& where, const std::string& what) {
-  return where + ": " + what + ": not supported by this version yet";
-}
-
 }  // namespace
-
-std::optional<std::string> not_yet_supported(const config& c) {
-  // Without `threads`, one event loop runs everything, as it always has.
-  if (c.threads.written() && c.threads.value > 1)
-    return refusal(c.threads.where, "threads above 1");
-  return std::nullopt;
-}
 
 struct engine::impl {
   impl(config c, std::optional<double> stats)
-      : cfg(std::move(c)), stats_seconds(stats), signals(io, SIGINT, SIGTERM), stats_timer(io),
+      : cfg(std::move(c)),
+        event_loops(cfg.threads.value),
+        io(event_loops.main()),
+        stats_seconds(stats),
+        signals(io, SIGINT, SIGTERM),
+        stats_timer(io),
         deadline(io) {}
 
   // False when the metrics cannot be served: nothing runs then.
@@ -102,18 +96,21 @@ struct engine::impl {
     // None of these coroutines throws; each ends when its wait is cancelled.
     asio::co_spawn(io, on_signal(), asio::detached);
     for (const auto& s : cfg.sessions)
-      sessions.push_back(std::make_unique<session_runner>(io, s, cfg.grace, [this] { session_ended(); }));
+      sessions.push_back(std::make_unique<session_runner>(event_loops, s, cfg.grace, [this] { session_ended(); }));
     for (auto& s : sessions) s->start();
     if (stats_seconds) asio::co_spawn(io, report_stats(), asio::detached);
     return true;
   }
 
-  gateway_status status() const {
+  asio::awaitable<gateway_status> status() const {
     gateway_status g;
     g.version = PICKLEWAY_VERSION;
     g.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    for (const auto& s : sessions) g.sessions.push_back(status_of(*s));
-    return g;
+    for (const auto& s : sessions) {
+      session_snapshot now = co_await s->snapshot();
+      g.sessions.push_back(status_of(*s, std::move(now)));
+    }
+    co_return g;
   }
 
   asio::awaitable<void> on_signal() {
@@ -128,7 +125,7 @@ struct engine::impl {
 
   asio::awaitable<void> stop_at_deadline() {
     const auto [cancelled] = co_await deadline.async_wait(tuple_awaitable);
-    if (!cancelled) io.stop();
+    if (!cancelled) event_loops.stop();
   }
 
   void session_ended() {
@@ -139,6 +136,7 @@ struct engine::impl {
     stats_timer.cancel();
     deadline.cancel();
     if (metrics) metrics->stop();
+    event_loops.let_end();
   }
 
   asio::awaitable<void> report_stats() {
@@ -150,7 +148,8 @@ struct engine::impl {
       const auto [cancelled] = co_await stats_timer.async_wait(tuple_awaitable);
       if (cancelled) co_return;
       for (std::size_t i = 0; i < sessions.size(); ++i) {
-        const session_totals now = sessions[i]->totals();
+        const session_snapshot snapshot = co_await sessions[i]->snapshot();
+        const session_totals& now = snapshot.totals;
         session_totals& before = last_stats.at(i);
         std::string line = "session " + sessions[i]->config().name + ": a>b " +
                            rate(now.a_to_b.messages - before.a_to_b.messages,
@@ -171,7 +170,7 @@ struct engine::impl {
   int finish() {
     bool failed = false;
     for (const auto& s : sessions) {
-      const session_totals t = s->totals();
+      const session_totals t = s->last_snapshot().totals;
       failed = failed || t.failed > 0;
       std::string line = "session " + s->config().name + ": " + std::to_string(t.instances) +
                          (t.instances == 1 ? " instance" : " instances") + ", a>b " +
@@ -198,10 +197,11 @@ struct engine::impl {
     return failed ? 1 : 0;
   }
 
-  // The config (its plugins' factories) outlives the io_context, whose
+  // The config (its plugins' factories) outlives the loops, whose
   // destruction ends what a deadline left suspended (instances, filters).
   config cfg;
-  asio::io_context io;
+  pickleway::loops event_loops;
+  asio::io_context& io;  // the main loop
   std::optional<double> stats_seconds;
   asio::signal_set signals;
   asio::steady_timer stats_timer;
@@ -219,7 +219,7 @@ engine::~engine() = default;
 
 int engine::run() {
   if (!impl_->start()) return 1;
-  impl_->io.run();
+  impl_->event_loops.run();
   const int status = impl_->finish();
   // The sessions and the config's filters go first: a log's writer thread
   // drains its queue as it ends, and its peak belongs to the run too.

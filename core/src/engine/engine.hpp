@@ -3,17 +3,10 @@
 
 #include <memory>
 #include <optional>
-#include <string>
 
 #include "config.hpp"
 
 namespace pickleway {
-
-// The first key of `c` that `check` accepts but this engine cannot honour
-// yet, as "FILE:LINE:COL: KEY: not supported by this version yet": more
-// than one thread, more than one instance of a session. nullopt when
-// it can run `c` as written.
-std::optional<std::string> not_yet_supported(const config& c);
 
 class engine {
  public:

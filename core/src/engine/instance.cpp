@@ -55,7 +55,7 @@ class instance::sink final : public log_sink {
 
 instance::instance(asio::io_context& io, const session_config& session, std::string name,
                    std::uint64_t number, std::chrono::milliseconds grace, link_registry* links,
-                   std::function<void(instance&)> on_end, std::uint64_t slot,
+                   std::function<void(instance_report)> on_end, std::uint64_t slot,
                    std::uint64_t slots)
     : io_(io),
       session_(session),
@@ -95,27 +95,32 @@ direction_stats instance::stats(direction d) const {
   return p ? p->stats() : direction_stats{};
 }
 
-std::vector<std::uint64_t> instance::refused() const {
-  std::vector<std::uint64_t> counts(session_.filters.size());
-  // a->b runs the filters in list order, b->a in reverse.
-  if (ab_)
-    for (std::size_t i = 0; i < counts.size(); ++i) counts[i] += ab_->refused()[i];
-  if (ba_)
-    for (std::size_t i = 0; i < counts.size(); ++i) counts[counts.size() - 1 - i] += ba_->refused()[i];
-  return counts;
-}
-
-link_stats instance::links() const {
-  link_stats total;
+instance_report instance::report() const {
+  instance_report r;
+  r.name = name_;
+  r.a_to_b = stats(direction::a_to_b);
+  r.b_to_a = stats(direction::b_to_a);
   for (const endpoint_runtime* e : {&a_, &b_}) {
     if (!e->link) continue;
     const link_stats s = e->link->stats();
-    total.reconnects += s.reconnects;
-    total.resent += s.resent;
-    total.unacked += s.unacked;
-    total.unacked_bytes += s.unacked_bytes;
+    r.links.reconnects += s.reconnects;
+    r.links.resent += s.resent;
+    r.links.unacked += s.unacked;
+    r.links.unacked_bytes += s.unacked_bytes;
   }
-  return total;
+  r.redeliveries = redeliveries();
+  r.refused.resize(session_.filters.size());
+  // a->b runs the filters in list order, b->a in reverse.
+  const std::size_t n = r.refused.size();
+  if (ab_)
+    for (std::size_t i = 0; i < n; ++i) r.refused[i] += ab_->refused()[i];
+  if (ba_)
+    for (std::size_t i = 0; i < n; ++i) r.refused[n - 1 - i] += ba_->refused()[i];
+  r.failed = failed_;
+  r.cause = cause_;
+  r.error = error_;
+  r.absorbed = absorbed_;
+  return r;
 }
 
 std::uint64_t instance::redeliveries() const {
@@ -561,7 +566,9 @@ void instance::finish() {
   redelivered_before_close_ = redeliveries();
   a_.stream.reset();
   b_.stream.reset();
-  asio::post(io_, [self = shared_from_this()] { self->on_end_(*self); });
+  // After the coroutines' cancelled waits, which go first, so that the
+  // report is their last word.
+  asio::post(io_, [self = shared_from_this()] { self->on_end_(self->report()); });
 }
 
 }  // namespace pickleway

@@ -29,14 +29,36 @@
 
 namespace pickleway {
 
+// What an instance has done so far, read on its own loop.
+struct instance_report {
+  std::string name;
+  direction_stats a_to_b, b_to_a;
+  link_stats links;
+  std::uint64_t redeliveries = 0;  // its streams' (a broker's)
+  // For each filter of the session, in list order: the messages it
+  // dropped or failed on, both ways.
+  std::vector<std::uint64_t> refused;
+  // It has failed if anything went wrong before a shutdown began; then
+  // `cause` and `error` say why (its first failure), in the error table's
+  // terms and as logged.
+  bool failed = false;
+  errc cause = errc::ok;
+  std::string error;
+  // It only carried a connection to the instance whose link it resumes (or
+  // refused one): not an instance of its own, nor counted as one.
+  bool absorbed = false;
+};
+
 class instance : public std::enable_shared_from_this<instance> {
  public:
   // `name` is "bridge" or "bridge#3" (instances of a listening session).
   // `links`: the listening session's, where a link's instance registers
-  // it, and a resumed connection finds it.
+  // it, and a resumed connection finds it. `io`: the loop it runs on, and
+  // calls `on_end` on, with its last report, once it is done.
   instance(asio::io_context& io, const session_config& session, std::string name,
            std::uint64_t number, std::chrono::milliseconds grace, link_registry* links,
-           std::function<void(instance&)> on_end, std::uint64_t slot = 1, std::uint64_t slots = 1);
+           std::function<void(instance_report)> on_end, std::uint64_t slot = 1,
+           std::uint64_t slots = 1);
   ~instance();
 
   // Opens the endpoints, `accepted` first (the connection a listener took,
@@ -48,22 +70,9 @@ class instance : public std::enable_shared_from_this<instance> {
   // instance without children ends at once.
   void shutdown();
 
-  bool failed() const { return failed_; }
-  // Of a failed instance: why (its first failure), in the error table's
-  // terms and as logged.
-  errc cause() const { return cause_; }
-  const std::string& error() const { return error_; }
-  // For each filter of the session, in list order: the messages it
-  // dropped or failed on, both ways.
-  std::vector<std::uint64_t> refused() const;
-  // It only carried a connection to the instance whose link it resumes (or
-  // refused one): not an instance of its own, nor counted as one.
-  bool absorbed() const { return absorbed_; }
-  link_stats links() const;
-  std::uint64_t redeliveries() const;  // its streams' (a broker's)
-  bool done() const { return done_; }
-  direction_stats stats(direction d) const;
-  const std::string& name() const { return name_; }
+  // Only on the instance's own loop.
+  instance_report report() const;
+  asio::io_context& loop() const { return io_; }
 
  private:
   class sink;
@@ -103,6 +112,8 @@ class instance : public std::enable_shared_from_this<instance> {
   asio::awaitable<void> settle();
   void stop_children();  // SIGTERM, SIGKILL after the grace period
   void finish();
+  direction_stats stats(direction d) const;
+  std::uint64_t redeliveries() const;
 
   asio::io_context& io_;
   const session_config& session_;
@@ -111,7 +122,7 @@ class instance : public std::enable_shared_from_this<instance> {
   std::uint64_t slot_, slots_;  // its place among a session's `instances: N`
   std::chrono::milliseconds grace_;
   link_registry* links_;
-  std::function<void(instance&)> on_end_;
+  std::function<void(instance_report)> on_end_;
   std::unique_ptr<sink> log_;  // declared before what uses them: destroyed after
   loop_watcher watcher_;       // the plugins' own descriptors (spawn's log pipes)
   waiter waiter_;       // the streams' and children's descriptors

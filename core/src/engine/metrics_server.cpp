@@ -125,7 +125,7 @@ asio::awaitable<void> metrics_server::serve(std::shared_ptr<asio::ip::tcp::socke
     if (error) break;  // gone: nothing to answer
     head.append(chunk, n);
     if (parse_http_head(head).status != http_head::state::incomplete) {
-      answer = respond(head);
+      answer = co_await respond(head);
       break;
     }
   }
@@ -138,17 +138,19 @@ asio::awaitable<void> metrics_server::serve(std::shared_ptr<asio::ip::tcp::socke
   slot_freed_.notify();
 }
 
-std::string metrics_server::respond(std::string_view request_head) {
+asio::awaitable<std::string> metrics_server::respond(std::string request_head) {
   const http_head h = parse_http_head(request_head);
-  if (h.status == http_head::state::bad) return plain("400 Bad Request", h.error);
+  if (h.status == http_head::state::bad) co_return plain("400 Bad Request", h.error);
   const bool body = h.method != "HEAD";
-  if (h.method != "GET" && h.method != "HEAD") return plain("405 Method Not Allowed", "GET only");
-  if (h.path == "/metrics")
-    return response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_metrics(snapshot_()), body);
-  if (h.path == "/status")
-    return response("200 OK", "application/json", render_status_json(snapshot_()), body);
-  if (h.path == "/") return response("200 OK", "text/html; charset=utf-8", status_page(), body);
-  return plain("404 Not Found", "not found: /metrics, /status and / are served");
+  if (h.method != "GET" && h.method != "HEAD") co_return plain("405 Method Not Allowed", "GET only");
+  if (h.path == "/metrics" || h.path == "/status") {
+    const gateway_status now = co_await snapshot_();
+    if (h.path == "/metrics")
+      co_return response("200 OK", "text/plain; version=0.0.4; charset=utf-8", render_metrics(now), body);
+    co_return response("200 OK", "application/json", render_status_json(now), body);
+  }
+  if (h.path == "/") co_return response("200 OK", "text/html; charset=utf-8", status_page(), body);
+  co_return plain("404 Not Found", "not found: /metrics, /status and / are served");
 }
 
 }  // namespace pickleway

@@ -20,7 +20,8 @@ namespace pickleway {
 
 class metrics_server {
  public:
-  using snapshot_fn = std::function<gateway_status()>;
+  // Reads every session's counters, on the loops that hold them.
+  using snapshot_fn = std::function<asio::awaitable<gateway_status>()>;
 
   // Listening on `address` ("127.0.0.1:9464"; port 0 takes any), or
   // nullptr and `error`.
@@ -39,7 +40,7 @@ class metrics_server {
  private:
   asio::awaitable<void> accept_loop();
   asio::awaitable<void> serve(std::shared_ptr<asio::ip::tcp::socket> socket);
-  std::string respond(std::string_view request_head);
+  asio::awaitable<std::string> respond(std::string request_head);
 
   asio::io_context& io_;
   asio::ip::tcp::acceptor acceptor_;

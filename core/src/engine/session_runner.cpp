@@ -5,6 +5,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "log.hpp"
@@ -27,17 +28,28 @@ void add(direction_stats& into, const direction_stats& s) {
   into.stray_bytes += s.stray_bytes;
 }
 
+void add(session_totals& into, const instance_report& r, bool live) {
+  add(into.a_to_b, r.a_to_b);
+  add(into.b_to_a, r.b_to_a);
+  add(into.links, r.links, live);
+  into.redeliveries += r.redeliveries;
+  for (std::size_t k = 0; k < r.refused.size(); ++k) into.refused[k] += r.refused[k];
+}
+
 }  // namespace
 
-session_runner::session_runner(asio::io_context& io, const session_config& session,
+session_runner::session_runner(loops& loops, const session_config& session,
                                std::chrono::milliseconds grace, std::function<void()> on_end)
-    : io_(io),
+    : loops_(loops),
+      io_(loops.main()),
       session_(session),
       grace_(grace),
       on_end_(std::move(on_end)),
-      waiter_(io),
-      retry_timer_(io),
-      changed_(io) {
+      waiter_(io_),
+      retry_timer_(io_),
+      changed_(io_),
+      linked_(session.a.framing.kind == framing_kind::link ||
+              session.b.framing.kind == framing_kind::link) {
   ended_totals_.refused.resize(session_.filters.size());
 }
 
@@ -101,45 +113,38 @@ void session_runner::launch(std::unique_ptr<opener> accepted, std::uint64_t slot
   const std::uint64_t number = next_number_++;
   const std::uint64_t slots = listening_side_ ? 1 : session_.instances.value;
   const std::string name = listening_side_ || slots > 1 ? session_.name + "#" + std::to_string(number) : session_.name;
-  auto i = std::make_shared<instance>(io_, session_, name, number, grace_, &links_,
-                                      [this](instance& done) { ended(done); }, slot, slots);
-  live_.insert(i);
-  i->start(std::move(accepted), listening_side_);
+  asio::io_context& loop = linked_ ? io_ : loops_.place();
+  if (linked_) loops_.placed_on(loop);
+  // It ends on its loop, and is accounted for here.
+  auto on_end = [this, number](instance_report last) {
+    asio::post(io_, [this, number, last = std::move(last)]() mutable { ended(number, std::move(last)); });
+  };
+  auto i = std::make_shared<instance>(loop, session_, name, number, grace_, &links_, on_end, slot, slots);
+  live_.emplace(number, i);
+  asio::post(loop, [i, accepted = std::move(accepted), side = listening_side_]() mutable {
+    i->start(std::move(accepted), side);
+  });
 }
 
-void session_runner::ended(instance& i) {
-  if (i.absorbed()) {  // it only carried a connection to another instance's link
-    for (auto it = live_.begin(); it != live_.end(); ++it)
-      if (it->get() == &i) {
-        live_.erase(it);
-        break;
-      }
-    changed_.notify();
-    return;
-  }
-  if (listening_side_) {
-    const auto ab = i.stats(direction::a_to_b), ba = i.stats(direction::b_to_a);
-    log_line("session " + i.name() + ": ended" + (i.failed() ? " with an error" : "") + ", a>b " +
-             std::to_string(ab.messages) + " messages, b>a " + std::to_string(ba.messages) +
-             " messages");
-  }
-  ++ended_totals_.instances;
-  if (i.failed()) {
-    ++ended_totals_.failed;
-    remember(i.cause(), i.name() + ": " + i.error());
-  }
-  const auto refused = i.refused();
-  for (std::size_t k = 0; k < refused.size(); ++k) ended_totals_.refused[k] += refused[k];
-  add(ended_totals_.a_to_b, i.stats(direction::a_to_b));
-  add(ended_totals_.b_to_a, i.stats(direction::b_to_a));
-  add(ended_totals_.links, i.links(), false);
-  ended_totals_.redeliveries += i.redeliveries();
-  for (auto it = live_.begin(); it != live_.end(); ++it)
-    if (it->get() == &i) {
-      live_.erase(it);
-      break;
-    }
+void session_runner::ended(std::uint64_t number, instance_report last) {
+  const auto it = live_.find(number);
+  asio::io_context& loop = it->second->loop();
+  loops_.left(loop);
+  // The instance goes on its own loop, where its descriptors are watched.
+  asio::post(loop, [gone = std::move(it->second)] {});
+  live_.erase(it);
   changed_.notify();
+  if (last.absorbed) return;  // it only carried a connection to another instance's link
+  if (listening_side_)
+    log_line("session " + last.name + ": ended" + (last.failed ? " with an error" : "") + ", a>b " +
+             std::to_string(last.a_to_b.messages) + " messages, b>a " +
+             std::to_string(last.b_to_a.messages) + " messages");
+  ++ended_totals_.instances;
+  if (last.failed) {
+    ++ended_totals_.failed;
+    remember(last.cause, last.name + ": " + last.error);
+  }
+  add(ended_totals_, last, false);
   if (listener_ && !stopping_) return;
   if (live_.empty() && !done_) {
     done_ = true;
@@ -155,8 +160,7 @@ void session_runner::shutdown() {
   changed_.notify();
   listener_.reset();  // closes the listening socket (and removes its file)
   // Instances leave live_ as they end; shut down a snapshot.
-  const auto snapshot = live_;
-  for (const auto& i : snapshot) i->shutdown();
+  for (const auto& [number, i] : live_) asio::post(i->loop(), [i = i] { i->shutdown(); });
   if (live_.empty() && !done_) {
     done_ = true;
     on_end_();
@@ -169,31 +173,39 @@ void session_runner::remember(errc cause, const std::string& error) {
   last_errors_.push_back(error);
 }
 
-session_totals session_runner::totals() const {
-  session_totals t = ended_totals_;
-  for (const auto& i : live_) {
-    add(t.a_to_b, i->stats(direction::a_to_b));
-    add(t.b_to_a, i->stats(direction::b_to_a));
-    add(t.links, i->links(), true);
-    t.redeliveries += i->redeliveries();
-    const auto refused = i->refused();
-    for (std::size_t k = 0; k < refused.size(); ++k) t.refused[k] += refused[k];
-  }
-  return t;
-}
-
-std::vector<instance_status> session_runner::instances() const {
-  std::vector<instance_status> all;
-  for (const auto& i : live_) {
-    if (i->absorbed()) continue;
-    all.push_back({i->name(), i->stats(direction::a_to_b), i->stats(direction::b_to_a), i->links(),
-                   i->failed()});
+session_snapshot session_runner::summed(session_totals ended, std::vector<instance_report> live) {
+  session_snapshot s{std::move(ended), {}};
+  for (instance_report& r : live) {
+    add(s.totals, r, true);
+    if (!r.absorbed) s.live.push_back(std::move(r));
   }
   // In the order they started: "s#2" before "s#10".
-  std::sort(all.begin(), all.end(), [](const instance_status& x, const instance_status& y) {
+  std::sort(s.live.begin(), s.live.end(), [](const instance_report& x, const instance_report& y) {
     return x.name.size() != y.name.size() ? x.name.size() < y.name.size() : x.name < y.name;
   });
-  return all;
+  return s;
+}
+
+asio::awaitable<session_snapshot> session_runner::snapshot() const {
+  // Both as of now: one that ends while the loops are visited counts as live.
+  session_totals ended = ended_totals_;
+  std::map<asio::io_context*, std::vector<std::shared_ptr<instance>>> by_loop;
+  for (const auto& [number, i] : live_) by_loop[&i->loop()].push_back(i);
+  auto reports = std::make_shared<std::vector<instance_report>>();
+  for (auto& loop_group : by_loop) {
+    // Named, not a temporary of the co_await: GCC 12 destroys those twice.
+    std::function<void()> read = [group = std::move(loop_group.second), reports] {
+      for (const auto& i : group) reports->push_back(i->report());
+    };
+    co_await loops_.visit(*loop_group.first, std::move(read));
+  }
+  co_return summed(std::move(ended), std::move(*reports));
+}
+
+session_snapshot session_runner::last_snapshot() const {
+  std::vector<instance_report> reports;
+  for (const auto& [number, i] : live_) reports.push_back(i->report());
+  return summed(ended_totals_, std::move(reports));
 }
 
 }  // namespace pickleway

@@ -68,7 +68,7 @@ void append_link(std::string& out, const link_stats& l) {
 
 }  // namespace
 
-session_status status_of(const session_runner& runner) {
+session_status status_of(const session_runner& runner, session_snapshot now) {
   session_status s;
   const session_config& c = runner.config();
   s.name = c.name;
@@ -78,9 +78,9 @@ session_status status_of(const session_runner& runner) {
     const int n = ++seen[f.name];
     s.filters.push_back(n == 1 ? f.name : f.name + "#" + std::to_string(n));
   }
-  s.live = runner.live();
-  s.totals = runner.totals();
-  s.instances = runner.instances();
+  s.live = now.live.size();
+  s.totals = std::move(now.totals);
+  s.instances = std::move(now.live);
   s.last_errors.assign(runner.last_errors().begin(), runner.last_errors().end());
   return s;
 }
@@ -187,7 +187,7 @@ std::string render_status_json(const gateway_status& g) {
     }
     out += "],\"instances\":[";
     for (std::size_t i = 0; i < s.instances.size(); ++i) {
-      const instance_status& n = s.instances[i];
+      const instance_report& n = s.instances[i];
       if (i) out += ',';
       out += "{\"name\":";
       append_json_string(out, n.name);

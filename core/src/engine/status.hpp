@@ -1,5 +1,5 @@
 // What a running gateway says of itself: one snapshot of every session's
-// counters, taken on the loop when scraped, and its two written forms,
+// counters, taken on the loops when scraped, and its two written forms,
 // Prometheus' text format (/metrics) and JSON (/status).
 #pragma once
 
@@ -16,7 +16,7 @@ struct session_status {
   std::vector<std::string> filters;  // labels, in list order; a repeated name gets "#2"
   std::size_t live = 0;              // instances running now
   session_totals totals;             // ended and live
-  std::vector<instance_status> instances;  // the live ones
+  std::vector<instance_report> instances;  // the live ones
   std::vector<std::string> last_errors;    // oldest first
 };
 
@@ -26,7 +26,7 @@ struct gateway_status {
   std::vector<session_status> sessions;
 };
 
-session_status status_of(const session_runner& runner);
+session_status status_of(const session_runner& runner, session_snapshot now);
 
 // The Prometheus text exposition format, version 0.0.4.
 std::string render_metrics(const gateway_status& s);
