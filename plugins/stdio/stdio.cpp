@@ -2,6 +2,8 @@
 // pickleway that is the child of a Python parent.
 #include <unistd.h>
 
+#include <atomic>
+
 #include <pickleway/fd_stream.hpp>
 #include <pickleway/plugin.hpp>
 
@@ -13,8 +15,10 @@ class stdio_opener final : public opener {
  public:
   open_step step(bool) noexcept override {
     return guarded([](std::string_view why) { return open_step::fail(std::string(why)); }, [&]() -> open_step {
-      static bool taken = false;  // there is one standard input and output
-      if (std::exchange(taken, true)) return open_step::fail("stdio: already in use by another instance");
+      // There is one standard input and output; instances on two loops may
+      // reach for it at once.
+      static std::atomic<bool> taken = false;
+      if (taken.exchange(true)) return open_step::fail("stdio: already in use by another instance");
       // Duplicates, so that closing the stream's writing side (the EOF that
       // tells the parent the stream has ended) leaves fds 0 and 1 valid.
       unique_fd in(::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3));
