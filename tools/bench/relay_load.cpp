@@ -8,6 +8,8 @@
 //   relay_load ping CORPUS COUNT [--warmup N] [--out JSON]
 //   relay_load pong
 //   relay_load hop A_ARGV... -- B_ARGV...
+//   relay_load fan    CORPUS COUNT --connect PORT --connections N [--chunk BYTES] [--out JSON]
+//   relay_load gather CORPUS COUNT --connections N [--out JSON]
 //
 // CORPUS is a file of pickles written back to back, made once by Python,
 // with their sizes in CORPUS.sizes (one decimal a line). The stream is the
@@ -28,12 +30,21 @@
 //         whatever one writes to the other, with level-triggered epoll, one
 //         read and one blocking write at a time, no framing. Exits 1 if a
 //         child fails.
+//   fan   opens N TCP connections to 127.0.0.1:PORT and writes the stream
+//         on each, all at once (non-blocking, one epoll), then shuts each
+//         down for writing.
+//   gather listens on 127.0.0.1 (any port, printed on stdout as "port P"),
+//         takes N connections and checks each carries exactly the stream,
+//         as sink does; times the first byte to the last EOF.
 //
 // Results are one JSON line, to --out (default: stderr; stdout may be the
 // stream). Exits 1, saying why on stderr, if the stream is not what it must
 // be.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -359,13 +370,159 @@ int run_hop(int argc, char** argv) {
   return failed;
 }
 
+sockaddr_in loopback(std::uint16_t port) {
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_port = htons(port);
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return at;
+}
+
+int run_fan(const corpus& c, std::size_t count, std::uint16_t port, std::size_t connections,
+            std::size_t chunk, const std::string& out) {
+  std::vector<std::uint8_t> ring(c.bytes);
+  ring.insert(ring.end(), c.bytes.begin(), c.bytes.end());
+  const std::size_t corpus_bytes = c.bytes.size();
+  std::size_t total = (count / c.sizes.size()) * corpus_bytes;
+  for (std::size_t i = 0; i < count % c.sizes.size(); ++i) total += c.sizes[i];
+  chunk = std::clamp<std::size_t>(chunk, 1, corpus_bytes);
+  struct stream {
+    int fd;
+    std::size_t pos = 0, left;
+  };
+  std::vector<stream> streams;
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  for (std::size_t i = 0; i < connections; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const sockaddr_in at = loopback(port);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&at), sizeof at) < 0)
+      die("connect to port " + std::to_string(port) + ": " + errno_text());
+    ::fcntl(fd, F_SETFL, O_NONBLOCK);
+    streams.push_back({fd, 0, total});
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.u64 = i;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) die("epoll_ctl: " + errno_text());
+  }
+  const auto start = clock_type::now();
+  std::vector<epoll_event> events(connections);
+  for (std::size_t open = connections; open > 0;) {
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), -1);
+    if (n < 0 && errno != EINTR) die("epoll_wait: " + errno_text());
+    for (int k = 0; k < n; ++k) {
+      stream& s = streams[events[static_cast<std::size_t>(k)].data.u64];
+      while (s.left > 0) {
+        const ssize_t w = ::write(s.fd, ring.data() + s.pos, std::min(chunk, s.left));
+        if (w < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN) break;
+          die("write failed: " + errno_text());
+        }
+        s.pos = (s.pos + static_cast<std::size_t>(w)) % corpus_bytes;
+        s.left -= static_cast<std::size_t>(w);
+      }
+      if (s.left == 0) {
+        ::epoll_ctl(ep, EPOLL_CTL_DEL, s.fd, nullptr);
+        ::shutdown(s.fd, SHUT_WR);
+        --open;
+      }
+    }
+  }
+  const double seconds = seconds_between(start, clock_type::now());
+  for (const stream& s : streams) ::close(s.fd);
+  char json[256];
+  std::snprintf(json, sizeof json,
+                "{\"mode\": \"fan\", \"connections\": %zu, \"messages\": %zu, \"bytes\": %zu, "
+                "\"seconds\": %.6f}",
+                connections, count * connections, total * connections, seconds);
+  report(out, json);
+  return 0;
+}
+
+int run_gather(const corpus& c, std::size_t count, std::size_t connections, const std::string& out) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in at = loopback(0);
+  socklen_t length = sizeof at;
+  if (listener < 0 || ::bind(listener, reinterpret_cast<const sockaddr*>(&at), sizeof at) < 0 ||
+      ::listen(listener, 4096) < 0 ||
+      ::getsockname(listener, reinterpret_cast<sockaddr*>(&at), &length) < 0)
+    die("cannot listen: " + errno_text());
+  std::printf("port %u\n", ntohs(at.sin_port));
+  std::fflush(stdout);
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event listening{};
+  listening.events = EPOLLIN;
+  listening.data.u64 = ~std::uint64_t{0};
+  ::epoll_ctl(ep, EPOLL_CTL_ADD, listener, &listening);
+  std::vector<int> fds;
+  std::vector<checker> checks;
+  checks.reserve(connections);
+  std::vector<std::uint8_t> buffer(1 << 20);
+  std::vector<epoll_event> events(connections + 1);
+  clock_type::time_point start{};
+  bool started = false;
+  std::size_t reads = 0;
+  for (std::size_t open = connections, accepted = 0; open > 0;) {
+    const int n = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), -1);
+    if (n < 0 && errno != EINTR) die("epoll_wait: " + errno_text());
+    for (int k = 0; k < n; ++k) {
+      const std::uint64_t i = events[static_cast<std::size_t>(k)].data.u64;
+      if (i == ~std::uint64_t{0}) {
+        for (int fd; accepted < connections && (fd = ::accept4(listener, nullptr, nullptr,
+                                                                SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;) {
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u64 = accepted++;
+          fds.push_back(fd);
+          checks.emplace_back(c);
+          ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        }
+        continue;
+      }
+      for (;;) {
+        const ssize_t r = ::read(fds[i], buffer.data(), buffer.size());
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno == EAGAIN) break;
+        if (r < 0) die("read failed: " + errno_text());
+        if (r == 0) {
+          ::epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], nullptr);
+          ::close(fds[i]);
+          if (checks[i].partial() != 0 || checks[i].messages() != count)
+            die("connection " + std::to_string(i) + " carried " + std::to_string(checks[i].messages()) +
+                " whole messages and " + std::to_string(checks[i].partial()) + " bytes, expected " +
+                std::to_string(count) + " messages");
+          --open;
+          break;
+        }
+        if (!started) start = clock_type::now(), started = true;
+        ++reads;
+        checks[i].feed(buffer.data(), static_cast<std::size_t>(r));
+      }
+    }
+  }
+  const double s = seconds_between(start, clock_type::now());
+  std::size_t bytes = 0;
+  for (const checker& check : checks) bytes += check.bytes();
+  const std::size_t messages = count * connections;
+  char json[320];
+  std::snprintf(json, sizeof json,
+                "{\"mode\": \"gather\", \"connections\": %zu, \"messages\": %zu, \"bytes\": %zu, "
+                "\"reads\": %zu, \"seconds\": %.6f, \"messages_per_s\": %.1f, \"mb_per_s\": %.3f}",
+                connections, messages, bytes, reads, s, static_cast<double>(messages) / s,
+                static_cast<double>(bytes) / s / 1e6);
+  report(out, json);
+  return 0;
+}
+
 [[noreturn]] void usage() {
   std::fputs(
       "usage: relay_load gen  CORPUS COUNT [--chunk BYTES] [--out JSON]\n"
       "       relay_load sink CORPUS COUNT [--out JSON]\n"
       "       relay_load ping CORPUS COUNT [--warmup N] [--out JSON]\n"
       "       relay_load pong\n"
-      "       relay_load hop A_ARGV... -- B_ARGV...\n",
+      "       relay_load hop A_ARGV... -- B_ARGV...\n"
+      "       relay_load fan    CORPUS COUNT --connect PORT --connections N [--chunk BYTES] [--out JSON]\n"
+      "       relay_load gather CORPUS COUNT --connections N [--out JSON]\n",
       stderr);
   std::exit(2);
 }
@@ -382,7 +539,7 @@ int main(int argc, char** argv) {
   const corpus c = load_corpus(argv[2]);
   const std::size_t count = parse_size(argv[3], "COUNT");
   std::string out;
-  std::size_t chunk = 64 << 10, warmup = 1000;
+  std::size_t chunk = 64 << 10, warmup = 1000, connections = 1, port = 0;
   for (int i = 4; i < argc; ++i) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) usage();
@@ -390,10 +547,14 @@ int main(int argc, char** argv) {
     if (arg == "--out") out = value;
     else if (arg == "--chunk") chunk = parse_size(value, "--chunk");
     else if (arg == "--warmup") warmup = parse_size(value, "--warmup");
+    else if (arg == "--connections") connections = parse_size(value, "--connections");
+    else if (arg == "--connect") port = parse_size(value, "--connect");
     else usage();
   }
   if (mode == "gen") return run_gen(c, count, chunk, out);
   if (mode == "sink") return run_sink(c, count, out);
   if (mode == "ping") return run_ping(c, count, warmup, out);
+  if (mode == "fan") return run_fan(c, count, static_cast<std::uint16_t>(port), connections, chunk, out);
+  if (mode == "gather") return run_gather(c, count, connections, out);
   usage();
 }
