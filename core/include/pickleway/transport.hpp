@@ -31,9 +31,10 @@ class log_sink {
   virtual void line(std::string_view text) noexcept = 0;
 };
 
-// A descriptor the core's loop watches for a plugin; destroying it stops
-// the watch (on the loop thread: from an entry point or a callback, the
-// watch's own included). Destroy it before closing the descriptor.
+// A descriptor the core's loop (that of the instance the plugin opened it
+// for) watches for a plugin; destroying it stops the watch (on the loop
+// thread: from an entry point or a callback, the watch's own included).
+// Destroy it before closing the descriptor.
 class watch {
  public:
   virtual ~watch() = default;
