@@ -148,14 +148,23 @@ double seconds_between(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// The stream of `count` messages, the corpus cycled: the corpus twice
+// over, so that any window of up to one corpus length starting inside the
+// first copy is contiguous, and the stream's length.
+struct cycled_stream {
+  std::vector<std::uint8_t> ring;
+  std::size_t corpus_bytes, total;
+};
+
+cycled_stream cycled(const corpus& c, std::size_t count) {
+  cycled_stream s{c.bytes, c.bytes.size(), (count / c.sizes.size()) * c.bytes.size()};
+  s.ring.insert(s.ring.end(), c.bytes.begin(), c.bytes.end());
+  for (std::size_t i = 0; i < count % c.sizes.size(); ++i) s.total += c.sizes[i];
+  return s;
+}
+
 int run_gen(const corpus& c, std::size_t count, std::size_t chunk, const std::string& out) {
-  // The corpus twice over, so that any window of up to one corpus length
-  // starting inside the first copy is contiguous.
-  std::vector<std::uint8_t> ring(c.bytes);
-  ring.insert(ring.end(), c.bytes.begin(), c.bytes.end());
-  const std::size_t corpus_bytes = c.bytes.size();
-  std::size_t total = (count / c.sizes.size()) * corpus_bytes;
-  for (std::size_t i = 0; i < count % c.sizes.size(); ++i) total += c.sizes[i];
+  const auto [ring, corpus_bytes, total] = cycled(c, count);
   chunk = std::clamp<std::size_t>(chunk, 1, corpus_bytes);
 
   const auto start = clock_type::now();
@@ -380,11 +389,7 @@ sockaddr_in loopback(std::uint16_t port) {
 
 int run_fan(const corpus& c, std::size_t count, std::uint16_t port, std::size_t connections,
             std::size_t chunk, const std::string& out) {
-  std::vector<std::uint8_t> ring(c.bytes);
-  ring.insert(ring.end(), c.bytes.begin(), c.bytes.end());
-  const std::size_t corpus_bytes = c.bytes.size();
-  std::size_t total = (count / c.sizes.size()) * corpus_bytes;
-  for (std::size_t i = 0; i < count % c.sizes.size(); ++i) total += c.sizes[i];
+  const auto [ring, corpus_bytes, total] = cycled(c, count);
   chunk = std::clamp<std::size_t>(chunk, 1, corpus_bytes);
   struct stream {
     int fd;
