@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <mutex>
 #include <new>
 
 #include <pickleway/plugin.hpp>
@@ -148,8 +149,14 @@ class log_factory final : public filter_factory {
 
   std::unique_ptr<filter> make(const open_context& context, std::string& error) noexcept override {
     return guarded([&](std::string_view why) { error = why; return std::unique_ptr<filter>(); }, [&]() -> std::unique_ptr<filter> {
-      if (!writer_) writer_ = std::make_shared<lg::writer>(options_);
-      return std::make_unique<log_filter>(writer_, options_.format, context);
+      std::shared_ptr<lg::writer> writer;
+      {
+        // Instances on two loops may be made at once.
+        const std::lock_guard<std::mutex> lock(starting_);
+        if (!writer_) writer_ = std::make_shared<lg::writer>(options_);
+        writer = writer_;
+      }
+      return std::make_unique<log_filter>(std::move(writer), options_.format, context);
     });
   }
 
@@ -168,6 +175,7 @@ class log_factory final : public filter_factory {
  private:
   const lg::writer_options options_;
   const std::string written_path_;
+  std::mutex starting_;
   std::shared_ptr<lg::writer> writer_;  // the instances hold it too: it outlives the last
 };
 

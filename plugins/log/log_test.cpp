@@ -15,6 +15,7 @@
 #include <ctime>
 #include <fstream>
 #include <future>
+#include <latch>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -767,6 +768,37 @@ TEST_CASE("instances of a session share the file, each record whole and each ins
     REQUIRE(instance >= 1);
     REQUIRE(instance <= 3);
     CHECK(field(r, "seq").number == ++last[instance]);
+  }
+  fs::remove_all(dir);
+}
+
+// The threads of this process, as the kernel lists them.
+std::size_t threads_now() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& task : fs::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+TEST_CASE("instances made on several loops at once share one writer thread") {
+  const auto dir = make_temp_dir();
+  const auto path = dir / "shared.jsonl";
+  constexpr std::size_t makers = 8;
+  for (int round = 0; round < 20; ++round) {
+    CAPTURE(round);
+    auto factory = make_filter("log", options({{"path", text(path.string())}, {"format", text("jsonl")}}));
+    const std::size_t before = threads_now();
+    std::vector<std::unique_ptr<filter>> instances(makers);
+    {
+      std::latch go(makers);
+      std::vector<std::jthread> loops;
+      for (std::size_t k = 0; k < makers; ++k)
+        loops.emplace_back([&, k] {
+          go.arrive_and_wait();
+          instances[k] = make_instance(*factory, open_context{"shared", k + 1, nullptr});
+        });
+    }
+    // The makers are gone; what they started is not: one writer, so one thread.
+    CHECK(threads_now() == before + 1);
   }
   fs::remove_all(dir);
 }

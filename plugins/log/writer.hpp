@@ -39,8 +39,9 @@ struct writer_options {
 // through it, so records reach the file whole and in the order they were
 // pushed.
 //
-// Threading: push() is called from the event loop thread and never waits for
-// the file; the thread owns the file. Each write(2) carries whole records
+// Threading: push() is called from the instances' loops, any of them at
+// once, under one lock, and never waits for the file; the thread owns the
+// file. Each write(2) carries whole records
 // (for a pipe or FIFO at most PIPE_BUF bytes at a time when records are
 // short, so that other writers' lines do not cut into them).
 class writer {
