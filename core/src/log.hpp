@@ -1,6 +1,7 @@
 // pickleway's own log: lines on standard error, each in one write. Called
-// from the event loop thread only; plugins reach it through their
-// log_sink, on that thread too, so it needs no lock.
+// from every loop's thread (plugins reach it through their log_sink), so a
+// line is written whole under a lock: a short write's rest is not
+// interleaved with another thread's line.
 #pragma once
 
 #include <string_view>
