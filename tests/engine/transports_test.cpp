@@ -180,6 +180,29 @@ sessions:
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("run --stats on two loops ends when its sessions do, whenever a reading of them is under way") {
+  // At ten thousand readings a second one is under way, visiting the loops,
+  // as the last instance ends: the run must end then all the same.
+  const auto dir = make_temp_dir();
+  const auto config = write_text(dir, "stats.yaml", R"(
+threads: 2
+sessions:
+  - name: brief
+    instances: 4
+    a: {transport: spawn, command: )" + peer_command({"flood", "--small", "50"}) + R"(}
+    b: {transport: spawn, command: )" + peer_command({"sink", "--expect", "50"}) + R"(}
+)");
+  for (int run = 0; run < 8; ++run) {
+    CAPTURE(run);
+    gateway g(config, {"--stats", "0.0001"});
+    const auto status = g.wait(15s);
+    REQUIRE_MESSAGE(status, g.log());
+    CHECK(*status == 0);
+    CHECK(g.log().find("session brief: 4 instances, a>b 200 messages") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("framing: length speaks multiprocessing.connection's wire format") {
   const auto dir = make_temp_dir();
   const auto config = write_text(dir, "mp.yaml", R"(

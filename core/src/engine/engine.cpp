@@ -132,23 +132,24 @@ struct engine::impl {
     for (const auto& s : sessions)
       if (!s->done()) return;
     // Every session is over: nothing more to wait for.
+    over = true;  // for report_stats, which may be reading a snapshot now
     signals.cancel();
     stats_timer.cancel();
     deadline.cancel();
     if (metrics) metrics->stop();
-    event_loops.let_end();
   }
 
   asio::awaitable<void> report_stats() {
     last_stats.resize(sessions.size());
     const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         std::chrono::duration<double>(*stats_seconds));
-    for (;;) {
+    while (!over) {
       stats_timer.expires_after(every);
       const auto [cancelled] = co_await stats_timer.async_wait(tuple_awaitable);
       if (cancelled) co_return;
       for (std::size_t i = 0; i < sessions.size(); ++i) {
         const session_snapshot snapshot = co_await sessions[i]->snapshot();
+        if (over) co_return;
         const session_totals& now = snapshot.totals;
         session_totals& before = last_stats.at(i);
         std::string line = "session " + sessions[i]->config().name + ": a>b " +
@@ -209,6 +210,7 @@ struct engine::impl {
   std::vector<std::unique_ptr<session_runner>> sessions;
   std::vector<session_totals> last_stats;
   std::unique_ptr<metrics_server> metrics;
+  bool over = false;  // every session has ended
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 

@@ -70,7 +70,7 @@ class instance : public std::enable_shared_from_this<instance> {
   // instance without children ends at once.
   void shutdown();
 
-  // Only on the instance's own loop.
+  // Only on the instance's own loop, or once no loop runs.
   instance_report report() const;
   asio::io_context& loop() const { return io_; }
 

@@ -49,18 +49,24 @@ void loops::placed_on(asio::io_context& io) { ++of(io).instances; }
 
 void loops::left(asio::io_context& io) { --of(io).instances; }
 
-asio::awaitable<void> loops::visit(asio::io_context& io, std::function<void()> visit) {
-  if (&io == &main()) {
-    visit();
-    co_return;
-  }
-  // The main loop waits on a timer that the visit, done, cancels there.
+asio::awaitable<void> loops::visit(visits each) {
+  // The main loop waits on a timer that the last visit done cancels there.
   auto done = std::make_shared<asio::steady_timer>(main(), std::chrono::steady_clock::time_point::max());
-  asio::post(io, [visit = std::move(visit), done, &home = main()] {
-    visit();
-    asio::post(home, [done] { done->cancel(); });
-  });
-  co_await done->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+  auto left = std::make_shared<std::size_t>(each.size());
+  for (auto& [io, visit] : each) {
+    if (io == &main()) {
+      visit();
+      --*left;
+      continue;
+    }
+    asio::post(*io, [visit = std::move(visit), done, left, &home = main()] {
+      visit();
+      asio::post(home, [done, left] {
+        if (--*left == 0) done->cancel();
+      });
+    });
+  }
+  if (*left) co_await done->async_wait(asio::experimental::as_tuple(asio::use_awaitable));
 }
 
 void loops::run() {
@@ -70,12 +76,9 @@ void loops::run() {
     ::pthread_setname_np(threads_.back().native_handle(), ("loop-" + std::to_string(k)).c_str());
   }
   main().run();
+  for (loop& l : loops_) l.kept.reset();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
-}
-
-void loops::let_end() {
-  for (loop& l : loops_) l.kept.reset();
 }
 
 void loops::stop() {

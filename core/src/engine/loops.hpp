@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <asio/awaitable.hpp>
@@ -33,15 +34,19 @@ class loops {
   void placed_on(asio::io_context& loop);
   void left(asio::io_context& loop);
 
-  // Runs `visit` on `loop` and returns once it has run; from a coroutine of
-  // the main loop. `visit` owns what it uses: when the loops stop first,
-  // it is only destroyed, with its loop.
-  asio::awaitable<void> visit(asio::io_context& loop, std::function<void()> visit);
+  // Runs each visit on its loop, all at once, and returns once every one
+  // has run; from a coroutine of the main loop. A visit owns what it uses,
+  // and is handed to its loop before this first waits: when the loops stop
+  // first, it is only destroyed, with its loop, and the waiting frame holds
+  // nothing of that loop's.
+  using visits = std::vector<std::pair<asio::io_context*, std::function<void()>>>;
+  asio::awaitable<void> visit(visits each);
 
-  // Runs every loop until stop(), or until each is out of work once
-  // let_end() has been called.
+  // Runs every loop until stop(), or until the main loop is out of work;
+  // the others then finish what they hold (the instances' last posts) and
+  // end. The main loop's end is the sign: while it runs, a visit to any
+  // loop is sure to be run.
   void run();
-  void let_end();  // the other loops may end when they have nothing to do
   void stop();
 
  private:

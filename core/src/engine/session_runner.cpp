@@ -191,15 +191,21 @@ asio::awaitable<session_snapshot> session_runner::snapshot() const {
   session_totals ended = ended_totals_;
   std::map<asio::io_context*, std::vector<std::shared_ptr<instance>>> by_loop;
   for (const auto& [number, i] : live_) by_loop[&i->loop()].push_back(i);
-  auto reports = std::make_shared<std::vector<instance_report>>();
-  for (auto& loop_group : by_loop) {
-    // Named, not a temporary of the co_await: GCC 12 destroys those twice.
-    std::function<void()> read = [group = std::move(loop_group.second), reports] {
-      for (const auto& i : group) reports->push_back(i->report());
-    };
-    co_await loops_.visit(*loop_group.first, std::move(read));
+  // Each loop's reports apart, as they are written on that loop's thread.
+  auto reports = std::make_shared<std::vector<std::vector<instance_report>>>(by_loop.size());
+  loops::visits reads;
+  for (auto& [loop, group] : by_loop) {
+    auto& into = (*reports)[reads.size()];
+    reads.emplace_back(loop, [group = std::move(group), reports, &into] {
+      for (const auto& i : group) into.push_back(i->report());
+    });
   }
-  co_return summed(std::move(ended), std::move(*reports));
+  // Named, not a temporary of the co_await: GCC 12 destroys those twice.
+  co_await loops_.visit(std::move(reads));
+  std::vector<instance_report> all;
+  for (auto& one_loop : *reports)
+    for (auto& r : one_loop) all.push_back(std::move(r));
+  co_return summed(std::move(ended), std::move(all));
 }
 
 session_snapshot session_runner::last_snapshot() const {
