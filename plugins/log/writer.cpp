@@ -46,6 +46,8 @@ writer::writer(writer_options options)
   ::pthread_sigmask(SIG_SETMASK, &all, &before);
   try {
     thread_ = std::thread([this] { run(); });
+    // As `top -H` and /proc/PID/task show it, beside the loops' threads.
+    ::pthread_setname_np(thread_.native_handle(), "log-writer");
   } catch (...) {
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     throw;
