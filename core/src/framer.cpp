@@ -40,11 +40,12 @@ constexpr action action_of(op code) {
 // than by switches on arg_kind for every opcode.
 enum class layout : std::uint8_t { fixed, prefixed, text };
 
-// The opcodes parse()'s fast loop handles, by argument width. Dense values,
-// so that its switch becomes one jump table: an indirect branch the CPU
-// predicts, where if-converted code would wait for the table load.
+// The opcodes parse()'s fast loop handles, by argument width, and MEMOIZE.
+// Dense values, so that its switch becomes one jump table: an indirect
+// branch the CPU predicts, where if-converted code would wait for the table
+// load.
 enum class shape : std::uint8_t {
-  slow, none, fixed1, fixed2, fixed4, fixed8, prefix1, prefix4, prefix8
+  slow, none, fixed1, fixed2, fixed4, fixed8, prefix1, prefix4, prefix8, memoize
 };
 
 constexpr shape shape_of(layout lay, int width) {
@@ -84,8 +85,10 @@ constexpr std::array<step, 256> steps = [] {
     step& st = s[static_cast<std::uint8_t>(row.code)];
     st = {row.arg, act, lay, static_cast<std::uint8_t>(prefix ? prefix : fixed_width(row.arg)),
           shape::slow, static_cast<std::uint8_t>(1u << row.proto)};
-    if ((lay == layout::fixed || (lay == layout::prefixed && !has_signed_length(row.arg))) &&
-        (act == action::plain || act == action::memoize))
+    if (act == action::memoize)
+      st.form = shape::memoize;
+    else if ((lay == layout::fixed || (lay == layout::prefixed && !has_signed_length(row.arg))) &&
+             act == action::plain)
       st.form = shape_of(lay, st.width);
   }
   return s;
@@ -174,6 +177,12 @@ frame_status framer::start_message(bytes_view data) {
   // count as a message only if they parse as one.
   tentative_ = !marker && !protocol01_stream_;
   info_.starts_with_proto = marker;
+  if (marker && options_.max_message >= 2) {
+    // The PROTO marker, checked above, taken here as parse() would take it,
+    // without a turn of its loop.
+    declared_proto_ = data[1];
+    pos_ = 2;
+  }
   return parse(data);
 }
 
@@ -194,14 +203,19 @@ void framer::reset_message() {
 // it stopped; parse() reads that opcode again and does the rest. A function
 // of its own so that its few variables get registers: in parse() they are
 // spilled to the stack, adding a store-to-load delay to every opcode.
-std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
-                         unsigned& protocols) {
-  unsigned bits = protocols;
-  while (pos < bound) {
-    const step s = steps[base[pos]];
-    std::size_t arg = pos + 1;
+//
+// It keeps no protocol bits: it runs only in messages that open with PROTO,
+// whose protocol is the declared one.
+std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t bound) {
+  // MEMOIZE's key is the count so far: the next dense slot, unless the
+  // message PUT keys out of order; then parse() does it all. The loop
+  // counts them, and they are stored once it ends.
+  if (pos >= bound || memo_count_ != memo_.size()) return pos;
+  std::size_t memoized = 0;
+  for (;;) {
+    const std::size_t arg = pos + 1;
     std::size_t end = SIZE_MAX;  // stays so for anything the loop leaves
-    switch (s.form) {
+    switch (steps[base[pos]].form) {
       case shape::slow: break;
       case shape::none: end = arg; break;
       case shape::fixed1: end = arg + 1; break;
@@ -209,35 +223,36 @@ std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t 
       case shape::fixed4: end = arg + 4; break;
       case shape::fixed8: end = arg + 8; break;
       case shape::prefix1:
-        if (arg + 1 > bound) break;
-        arg += 1;
-        end = arg + base[arg - 1];
+        if (arg + 1 <= bound) end = arg + 1 + base[arg];
         break;
       case shape::prefix4:
-        if (arg + 4 > bound) break;
-        arg += 4;
-        end = arg + detail::load_le(base + arg - 4, 4);
+        if (arg + 4 <= bound) end = arg + 4 + detail::load_le(base + arg, 4);
         break;
-      case shape::prefix8: {
-        if (arg + 8 > bound) break;
-        const std::uint64_t length = detail::load_le(base + arg, 8);
-        arg += 8;
-        if (length <= bound) end = arg + static_cast<std::size_t>(length);
+      case shape::prefix8:
+        if (arg + 8 <= bound) {
+          const std::uint64_t length = detail::load_le(base + arg, 8);
+          if (length <= bound) end = arg + 8 + static_cast<std::size_t>(length);
+        }
         break;
-      }
+      case shape::memoize:
+        end = arg;
+        ++memoized;
+        break;
+      default:  // `steps` holds no other value; no range test per opcode
+        __builtin_unreachable();
     }
-    if (end > bound) break;
-    // MEMOIZE's key is the count so far: the next dense slot, but for a
-    // message that PUT keys out of order (the general code sorts it out).
-    if (s.act == action::memoize) {
-      if (memo_count_ != memo_.size()) break;
-      memo_.push_back(1);
-      ++memo_count_;
+    // One test per opcode: below the bound, go on; at it, take the opcode
+    // and stop (a counted MEMOIZE always ends at or below it).
+    if (end >= bound) {
+      if (end == bound) pos = end;
+      break;
     }
-    bits |= s.proto_bit;
     pos = end;
   }
-  protocols = bits;
+  if (memoized > 0) {
+    memo_.resize(memo_.size() + memoized, 1);
+    memo_count_ += memoized;
+  }
   return pos;
 }
 
@@ -273,7 +288,7 @@ frame_status framer::parse(bytes_view data) {
   };
 
   for (;;) {
-    if (pos < fast_bound) pos = skim(base, pos, bound, protocols);
+    if (pos < fast_bound && steps[base[pos]].form != shape::slow) pos = skim(base, pos, bound);
 
     // Bytes past max_message are never read, so the error a stream gets
     // does not depend on how much of it the caller had at hand.
@@ -356,7 +371,8 @@ frame_status framer::parse(bytes_view data) {
       scan_from_ = pair_split_ = 0;
       if (s.arg == arg_kind::stringnl_noescape_pair) {
         info_.line_ends.push_back(static_cast<std::uint32_t>(split - 1));
-      } else if (!detail::text_argument_is_valid(s.arg, text_line(base + arg, base + end - 1))) {
+      } else if (s.act != action::put && s.act != action::get &&  // their keys are read below
+                 !detail::text_argument_is_valid(s.arg, text_line(base + arg, base + end - 1))) {
         pos_ = pos;
         return reject(data, errc::bad_text_argument, pos, code,
                       preview(data.subspan(arg, end - arg)));
@@ -441,7 +457,10 @@ void framer::define_memo(std::uint64_t key) {
   // beyond the dense range (hand-made or hostile) goes to the sparse set so
   // that one opcode cannot make the framer allocate a huge array.
   constexpr std::uint64_t dense_reach = 4096;
-  if (key < memo_.size()) {
+  if (key == memo_.size()) {
+    memo_.push_back(1);
+    ++memo_count_;
+  } else if (key < memo_.size()) {
     memo_count_ += memo_[key] == 0;
     memo_[key] = 1;
   } else if (key < memo_.size() + dense_reach) {

@@ -52,6 +52,12 @@ inline bool text_argument_is_valid(arg_kind kind, std::string_view s) {
 // refused rather than interpreted.
 inline bool parse_memo_key(std::string_view s, std::uint64_t& key) {
   if (!is_digits(s)) return false;
+  // Up to 19 digits cannot overflow: summed in the loop, the common case.
+  if (s.size() <= 19) {
+    key = 0;
+    for (const char c : s) key = key * 10 + static_cast<unsigned>(c - '0');
+    return true;
+  }
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), key);
   return ec == std::errc{} && end == s.data() + s.size();
 }
