@@ -91,7 +91,7 @@ bool pickle_walk::decode_text(pickle_op& o, std::size_t nl) {
       const op code = o.info->code;
       if (code == op::GET || code == op::PUT) {
         std::uint64_t key = 0;
-        if (!detail::parse_memo_key(body, key) || key > INT64_MAX) return bad();
+        if (!detail::parse_memo_key(body, key)) return bad();
         o.form = value_form::integer;
         o.integer = static_cast<std::int64_t>(key);
         return true;

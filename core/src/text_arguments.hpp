@@ -49,18 +49,24 @@ inline bool text_argument_is_valid(arg_kind kind, std::string_view s) {
 
 // A memo key written in text (GET, PUT): digits only. CPython's int() also
 // takes signs, spaces and underscores; no pickler writes them, so they are
-// refused rather than interpreted.
+// refused rather than interpreted. CPython reads the key as a Py_ssize_t, so
+// one above INT64_MAX fails there and is refused here.
 inline bool parse_memo_key(std::string_view s, std::uint64_t& key) {
-  if (!is_digits(s)) return false;
-  // Up to 19 digits cannot overflow: summed in the loop, the common case.
-  if (s.size() <= 19) {
+  constexpr std::uint64_t largest = INT64_MAX;
+  // Up to 19 digits cannot overflow 64 bits: checked and summed in one
+  // pass, the common case.
+  if (!s.empty() && s.size() <= 19) {
     key = 0;
-    for (const char c : s) key = key * 10 + static_cast<unsigned>(c - '0');
-    return true;
+    for (const char c : s) {
+      const unsigned digit = static_cast<unsigned char>(c) - unsigned{'0'};
+      if (digit > 9) return false;
+      key = key * 10 + digit;
+    }
+    return key <= largest;
   }
+  if (!is_digits(s)) return false;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), key);
-  return ec == std::errc{} && end == s.data() + s.size();
+  return ec == std::errc{} && end == s.data() + s.size() && key <= largest;
 }
-
 
 }  // namespace pickleway::detail

@@ -123,6 +123,37 @@ TEST_CASE("a message that reads a memo entry it did not define") {
   }
 }
 
+TEST_CASE("text memo keys are read as CPython reads them, a Py_ssize_t") {
+  // A protocol 0 message first, so that the bad one is not read as stray text.
+  const std::string first = "(l.";
+  SUBCASE("a key up to INT64_MAX is a memo key, leading zeros or not") {
+    const auto r = frame(first + "(lp9223372036854775807\ng9223372036854775807\na(lp0000000000000000000001\ng1\na."s);
+    CHECK(r.messages.size() == 2);
+    CHECK_FALSE(r.error);
+  }
+  SUBCASE("a key above it is refused") {
+    const auto r = frame(first + "(lp9223372036854775808\n."s);
+    REQUIRE(r.error);
+    CHECK(r.error->code == errc::bad_text_argument);
+    CHECK(r.error->offset == first.size() + 2);
+  }
+  SUBCASE("so is one past 19 digits") {
+    const auto r = frame(first + "(lp000000000009223372036854775808\n."s);
+    REQUIRE(r.error);
+    CHECK(r.error->code == errc::bad_text_argument);
+    CHECK(r.error->offset == first.size() + 2);
+  }
+}
+
+TEST_CASE("a protocol 0 message whose PUT keys are not in order is framed all the same") {
+  // The fast loop takes PUTs that count up; these leave it to parse().
+  const auto r = frame("(lp5\nVa\np2\naVb\np0\nag5\ng2\ng0\n\x87" "a."s);
+  REQUIRE(r.messages.size() == 1);
+  CHECK_FALSE(r.error);
+  CHECK(r.messages[0].line_ends.size() == 8);
+  CHECK(r.messages[0].protocol == 2);  // no PROTO: its highest opcode, TUPLE3
+}
+
 TEST_CASE("FRAME opcodes must end on an opcode boundary") {
   SUBCASE("a well-formed frame") {
     const std::string msg = "\x80\x04\x95\x03\x00\x00\x00\x00\x00\x00\x00K\x01."s;
