@@ -40,12 +40,13 @@ constexpr action action_of(op code) {
 // than by switches on arg_kind for every opcode.
 enum class layout : std::uint8_t { fixed, prefixed, text };
 
-// The opcodes parse()'s fast loop handles, by argument width, and MEMOIZE.
-// Dense values, so that its switch becomes one jump table: an indirect
-// branch the CPU predicts, where if-converted code would wait for the table
-// load.
+// The opcodes parse()'s fast loop handles: binary ones by argument width,
+// MEMOIZE, text ones whose line is only checked (INT, FLOAT, UNICODE, ...),
+// and PUT. Dense values, so that its switch becomes one jump table: an
+// indirect branch the CPU predicts, where if-converted code would wait for
+// the table load.
 enum class shape : std::uint8_t {
-  slow, none, fixed1, fixed2, fixed4, fixed8, prefix1, prefix4, prefix8, memoize
+  slow, none, fixed1, fixed2, fixed4, fixed8, prefix1, prefix4, prefix8, memoize, line, put_line
 };
 
 constexpr shape shape_of(layout lay, int width) {
@@ -87,6 +88,10 @@ constexpr std::array<step, 256> steps = [] {
           shape::slow, static_cast<std::uint8_t>(1u << row.proto)};
     if (act == action::memoize)
       st.form = shape::memoize;
+    else if (lay == layout::text && act == action::put)
+      st.form = shape::put_line;
+    else if (lay == layout::text && act == action::plain && row.arg != arg_kind::stringnl_noescape_pair)
+      st.form = shape::line;
     else if ((lay == layout::fixed || (lay == layout::prefixed && !has_signed_length(row.arg))) &&
              act == action::plain)
       st.form = shape_of(lay, st.width);
@@ -97,6 +102,25 @@ constexpr std::array<step, 256> steps = [] {
 bool is_protocol_marker(const std::uint8_t* p) {
   return p[0] == static_cast<std::uint8_t>(op::PROTO) && p[1] >= 2 &&
          p[1] <= highest_protocol;
+}
+
+// The first '\n' in [p, end), or nullptr. Most text arguments are a few
+// bytes long: the first 16 bytes are tested 8 at a time in registers, which
+// costs less than a call to memchr.
+const std::uint8_t* find_newline(const std::uint8_t* p, const std::uint8_t* end) {
+  if constexpr (std::endian::native == std::endian::little) {
+    constexpr std::uint64_t ones = 0x0101'0101'0101'0101u;
+    for (int word = 0; word < 2 && end - p >= 8; ++word, p += 8) {
+      std::uint64_t x;
+      std::memcpy(&x, p, 8);
+      x ^= ones * '\n';  // a '\n' becomes a zero byte
+      // The lowest set bit marks the first zero byte (bits above it may be
+      // false).
+      const std::uint64_t zeros = (x - ones) & ~x & (ones << 7);
+      if (zeros != 0) return p + std::countr_zero(zeros) / 8;
+    }
+  }
+  return static_cast<const std::uint8_t*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
 }
 
 // A text argument without its '\n' and the '\r' of a CRLF writer.
@@ -198,24 +222,30 @@ void framer::reset_message() {
   info_.frames.clear();
 }
 
-// parse()'s fast loop: steps over the binary opcodes most of a protocol 2+
-// message is made of, while they lie wholly below `bound`, and returns where
-// it stopped; parse() reads that opcode again and does the rest. A function
-// of its own so that its few variables get registers: in parse() they are
+// parse()'s fast loop: steps over the opcodes most messages are made of,
+// while they lie wholly below `bound`, and returns where it stopped; parse()
+// reads that opcode again and does the rest, errors included. A function of
+// its own so that its few variables get registers: in parse() they are
 // spilled to the stack, adding a store-to-load delay to every opcode.
 //
-// It keeps no protocol bits: it runs only in messages that open with PROTO,
-// whose protocol is the declared one.
-std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t bound) {
-  // MEMOIZE's key is the count so far: the next dense slot, unless the
-  // message PUT keys out of order; then parse() does it all. The loop
-  // counts them, and they are stored once it ends.
+// A message that opens with PROTO has the protocol it declares; for the
+// others (`collect`) the loop gathers the protocols of their opcodes.
+template <bool collect>
+std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
+                         unsigned& protocols) {
+  // MEMOIZE's key is the count so far, and Python's PUTs count up too: the
+  // next dense slot, unless the message PUT keys out of order; then parse()
+  // does it all. The loop counts them, and they are stored once it ends.
   if (pos >= bound || memo_count_ != memo_.size()) return pos;
   std::size_t memoized = 0;
+  unsigned bits = protocols;
   for (;;) {
+    // Fields of the row read where they are used: a copy of the whole row
+    // costs a few instructions per opcode.
+    const std::uint8_t code = base[pos];
     const std::size_t arg = pos + 1;
     std::size_t end = SIZE_MAX;  // stays so for anything the loop leaves
-    switch (steps[base[pos]].form) {
+    switch (steps[code].form) {
       case shape::slow: break;
       case shape::none: end = arg; break;
       case shape::fixed1: end = arg + 1; break;
@@ -238,11 +268,29 @@ std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t 
         end = arg;
         ++memoized;
         break;
+      case shape::line:
+      case shape::put_line: {
+        const std::uint8_t* nl = find_newline(base + arg, base + bound);
+        if (!nl) break;
+        const std::string_view text = text_line(base + arg, nl);
+        if (steps[code].form == shape::line) {
+          if (!detail::text_argument_is_valid(steps[code].arg, text)) break;
+        } else {
+          std::uint64_t key;
+          if (!detail::parse_memo_key(text, key) || key != memo_.size() + memoized) break;
+          ++memoized;
+        }
+        // Taken, whatever follows: nl < bound.
+        info_.line_ends.push_back(static_cast<std::uint32_t>(nl - base));
+        end = static_cast<std::size_t>(nl - base) + 1;
+        break;
+      }
       default:  // `steps` holds no other value; no range test per opcode
         __builtin_unreachable();
     }
+    if constexpr (collect) bits |= steps[code].proto_bit;
     // One test per opcode: below the bound, go on; at it, take the opcode
-    // and stop (a counted MEMOIZE always ends at or below it).
+    // and stop. An opcode counted above always ends at or below it.
     if (end >= bound) {
       if (end == bound) pos = end;
       break;
@@ -253,6 +301,7 @@ std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t 
     memo_.resize(memo_.size() + memoized, 1);
     memo_count_ += memoized;
   }
+  protocols = bits;
   return pos;
 }
 
@@ -266,10 +315,7 @@ frame_status framer::parse(bytes_view data) {
   // end <= bound means the opcode is wholly in `data`, within max_message,
   // and does not cross the end of the current FRAME: one test per opcode.
   std::size_t bound = pos < frame_end_ ? std::min(limit, frame_end_) : limit;
-  // The fast loop's own bound: 0 for messages of protocols 0 and 1, made of
-  // text opcodes, which would leave it at once, at a cost.
-  const bool fast = info_.starts_with_proto;
-  std::size_t fast_bound = fast ? bound : 0;
+  const bool declared = info_.starts_with_proto;
 
   // Saves the resume point and asks for `total` bytes (or fails when a
   // message that long would exceed max_message).
@@ -288,7 +334,10 @@ frame_status framer::parse(bytes_view data) {
   };
 
   for (;;) {
-    if (pos < fast_bound && steps[base[pos]].form != shape::slow) pos = skim(base, pos, bound);
+    // Not where a text line is half searched (scan_from_): the fast loop
+    // would search it again and leave scan_from_ behind.
+    if (pos < bound && scan_from_ == 0 && steps[base[pos]].form != shape::slow)
+      pos = declared ? skim<false>(base, pos, bound, protocols) : skim<true>(base, pos, bound, protocols);
 
     // Bytes past max_message are never read, so the error a stream gets
     // does not depend on how much of it the caller had at hand.
@@ -362,7 +411,6 @@ frame_status framer::parse(bytes_view data) {
                           std::to_string(frame_end_));
       }
       bound = limit;  // the FRAME has ended
-      fast_bound = fast ? bound : 0;
     }
     protocols |= s.proto_bit;
 
@@ -412,8 +460,7 @@ frame_status framer::parse(bytes_view data) {
         if (length > max - end) return need(max + 1);
         frame_end_ = end + static_cast<std::size_t>(length);
         bound = std::min(limit, frame_end_);
-        fast_bound = fast ? bound : 0;
-        info_.frames.push_back(static_cast<std::uint32_t>(pos));
+          info_.frames.push_back(static_cast<std::uint32_t>(pos));
         break;
       }
       case action::memoize:

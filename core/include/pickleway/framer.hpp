@@ -105,7 +105,9 @@ class framer {
 
  private:
   frame_status parse(bytes_view data);
-  std::size_t skim(const std::uint8_t* base, std::size_t pos, std::size_t bound);
+  template <bool collect>
+  std::size_t skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
+                   unsigned& protocols);
   frame_status start_message(bytes_view data);
   frame_status divert_stray(bytes_view data, bool at_end);
   frame_status fail(errc code, std::size_t at, int opcode, std::string detail);
