@@ -15,7 +15,11 @@ For each, framer_bench (C++) times the framer on the whole stream in memory
 and fed in 64 KiB reads, and a memchr pass over the same bytes (the floor);
 this script times pickletools.genops over the same messages, in this process.
 Everything runs pinned to one CPU when taskset is there. A Markdown table and
-the targets of the framer issue come out on stdout.
+the targets of the framer issues come out on stdout.
+
+--baseline BINARY (another build's framer_bench) adds a before-and-after
+table: the two binaries take turns on each stream, --rounds times, whole
+buffer only, and the table gives each one's median and range.
 """
 
 import argparse
@@ -28,6 +32,7 @@ import platform
 import random
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,6 +134,20 @@ def ratio(a, b):
     return f'{r:,.0f}×' if r >= 100 else f'{r:.1f}×' if r >= 1 else f'{r:.3f}×'
 
 
+def compare_builds(args, pin, path, count):
+    """messages/s, whole buffer, of this build and the baseline, in turns."""
+    rates = {args.binary: [], args.baseline: []}
+    for _ in range(args.rounds):
+        for binary in (args.baseline, args.binary):
+            command = pin + [binary, str(path), '--expect', str(count), '--chunk', '0',
+                             '--seconds', str(args.seconds / 2)]
+            run = subprocess.run(command, capture_output=True, text=True)
+            if run.returncode != 0:
+                sys.exit(f'{binary} failed on {path.name}: {run.stderr.strip()}')
+            rates[binary].append(json.loads(run.stdout)['framer_whole']['messages_per_s'])
+    return rates
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--binary', default='build/tools/bench/framer_bench')
@@ -138,6 +157,10 @@ def main():
                         help='multiply the message counts (a quick run: 0.1)')
     parser.add_argument('--keep', metavar='DIR',
                         help='write the streams to DIR and keep them')
+    parser.add_argument('--baseline', metavar='BINARY',
+                        help="another build's framer_bench, run in turns with this one")
+    parser.add_argument('--rounds', type=int, default=7,
+                        help='turns of each binary per stream, with --baseline')
     args = parser.parse_args()
 
     pin = []
@@ -162,6 +185,7 @@ def main():
     workdir = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix='framer_bench.'))
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
+    turns = []  # (stream, label, {binary: [messages/s]}) with --baseline
     notes = []
     try:
         for name, label, make, count in STREAMS:
@@ -180,6 +204,8 @@ def main():
                 notes.append(f'{name}: genops timed on the first {genops["messages"]} of '
                              f'{count} messages; its rates are per second of those')
             results.append((name, label, sum(sizes) / count, native, genops))
+            if args.baseline:
+                turns.append((name, label, compare_builds(args, pin, path, count)))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -207,6 +233,20 @@ def main():
     for note in notes:
         print('Note:', note)
 
+    if turns:
+        print()
+        print(f'Before and after, whole buffer: the two builds in turns, {args.rounds} runs '
+              'each, median and range (each run itself the best of framer_bench\'s own runs):')
+        print()
+        print('| stream | build | messages/s, median | range | ÷ baseline |')
+        print('| --- | --- | ---: | ---: | ---: |')
+        for name, label, rates in turns:
+            base = statistics.median(rates[args.baseline])
+            for binary, what in ((args.baseline, 'baseline'), (args.binary, 'this build')):
+                v = rates[binary]
+                print(f'| {name} ({label}) | {what} | {statistics.median(v):,.0f} | '
+                      f'{min(v):,.0f}–{max(v):,.0f} | {statistics.median(v) / base:.2f} |')
+
     by_name = {name: (native, genops) for name, _, _, native, genops in results}
     print()
     print('Targets:')
@@ -223,6 +263,10 @@ def main():
           f'{"met" if rate >= 10e6 else "MISSED"} ({rate / 1e6:.2f}M messages/s = '
           f'{rate / genops["messages_per_s"]:.0f}× genops; 10M would be '
           f'{10e6 / genops["messages_per_s"]:.0f}× genops on this machine)')
+    p0 = by_name['dict-p0'][0]['framer_whole']['messages_per_s']
+    print(f'  (c) >= 20M messages/s, dict-p5: {"met" if rate >= 20e6 else "MISSED"} '
+          f'({rate / 1e6:.2f}M)')
+    print(f'  (d) >= 6M messages/s, dict-p0: {"met" if p0 >= 6e6 else "MISSED"} ({p0 / 1e6:.2f}M)')
 
 
 if __name__ == '__main__':

@@ -30,6 +30,18 @@ byte to EOF:
 each twice: every process pinned to CPU 1 (taskset -c 1: the CPU cost of a
 path, steady from run to run) and unpinned (what the 2 CPUs give, noisier).
 
+The same streams, written to a file first, from `cat FILE` to
+`cat >/dev/null`, timed from start to exit (the ends do no checking and no
+pickling, so what is left is the path):
+
+  cat        cat FILE | cat >/dev/null (one pipe)
+  cat-spawn  one pickleway: a: spawn cat FILE, b: spawn cat >/dev/null
+  cat-socat  socat -u EXEC:'cat FILE',pipes SYSTEM:'cat >/dev/null',pipes
+
+--baseline PICKLEWAY adds one-session rows (spawn, cat-spawn) run with
+another build, interleaved with the rest: a change measured before and
+after in one run.
+
 Round-trip time of a 64-byte ping-pong, every process pinned to CPU 1:
 
   direct     pinger and ponger on two pipes
@@ -121,6 +133,7 @@ def wait_ok(proc, log, what):
 class Bench:
     def __init__(self, args, workdir):
         self.pickleway = str(Path(args.pickleway).resolve())
+        self.baseline = str(Path(args.baseline).resolve()) if args.baseline else None
         self.load = str(Path(args.load).resolve())
         self.dir = workdir
         self.serial = 0
@@ -171,13 +184,13 @@ class Bench:
         if run.returncode != 0:
             raise Failed(f'{shlex.join(argv)} exited with {run.returncode}: {run.stderr}')
 
-    def spawn(self, first, second, pin=()):
-        """One pickleway: a: spawn first, b: spawn second."""
+    def spawn(self, first, second, pin=(), pickleway=None):
+        """One pickleway (this build, or `pickleway`): a: spawn first, b: spawn second."""
         config = self._fresh('spawn').with_suffix('.yaml')
         config.write_text('sessions:\n  - name: relay\n'
                           f'    a: {{transport: spawn, command: {yaml_list(first)}}}\n'
                           f'    b: {{transport: spawn, command: {yaml_list(second)}}}\n')
-        proc = pickleway_process(self.pickleway, config, list(pin))
+        proc = pickleway_process(pickleway or self.pickleway, config, list(pin))
         wait_ok(proc, LogReader(proc.stderr), f'pickleway run {config}')
 
     def two_processes(self, kind, first, second, pin=()):
@@ -239,12 +252,37 @@ class Bench:
             self.hop(first, second, pin)
         elif path == 'spawn':
             self.spawn(first, second, pin)
+        elif path == 'spawn-baseline':
+            self.spawn(first, second, pin, self.baseline)
         else:
             self.two_processes(path, first, second, pin)
         r = read_result(out)
         if r['messages'] != count:
             raise Failed(f'{path}: the sink got {r["messages"]} messages of {count}')
         return r
+
+    def cat_stream(self, path, stream, count, pin=()):
+        """`stream` (a file of `count` messages) from cat to cat >/dev/null, through `path`."""
+        first, second = ['cat', str(stream)], ['sh', '-c', 'exec cat >/dev/null']
+        started = time.monotonic()
+        if path == 'cat':
+            self.direct(first, second, pin)
+        elif path == 'cat-spawn':
+            self.spawn(first, second, pin)
+        elif path == 'cat-spawn-baseline':
+            self.spawn(first, second, pin, self.baseline)
+        else:  # cat-socat; -u: one way, so no 0.5 s wait once the sink's side ends
+            if re.search(r'[\s,:!\\\'"]', str(stream)):
+                raise Failed(f'socat cannot take this path in EXEC: {stream}')
+            argv = list(pin) + ['socat', '-u', f'EXEC:cat {stream},pipes',
+                                'SYSTEM:cat >/dev/null,pipes']
+            run = subprocess.run(argv, timeout=TIMEOUT, stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True)
+            if run.returncode != 0:
+                raise Failed(f'{shlex.join(argv)} exited with {run.returncode}: {run.stderr}')
+        seconds = time.monotonic() - started
+        return {'messages_per_s': count / seconds,
+                'mb_per_s': stream.stat().st_size / seconds / 1e6, 'seconds': seconds}
 
     def latency(self, path, corpus, pin):
         out = self._fresh('ping').with_suffix('.json')
@@ -284,20 +322,43 @@ LATENCY_PATHS = [
     ('socat', 'one socat hop (EXEC …,pipes both sides)'),
     ('socat-socketpair', "one socat hop (EXEC, socat's default socketpairs)"),
 ]
+CAT_PATHS = [
+    ('cat', 'cat FILE \\| cat >/dev/null, one pipe'),
+    ('cat-spawn', 'pickleway, one session: spawn cat FILE → spawn cat >/dev/null'),
+    ('cat-socat', "socat -u EXEC:'cat FILE',pipes SYSTEM:'cat >/dev/null',pipes"),
+]
+BASELINE_PATHS = {
+    'spawn': ('spawn-baseline', 'pickleway, one session spawn→spawn: the --baseline build'),
+    'cat-spawn': ('cat-spawn-baseline', 'pickleway, one session, cat ends: the --baseline build'),
+}
 WORKLOADS = [('small', 'messages_per_s'), ('large', 'mb_per_s')]
 
 
-def print_throughput(tput, pinning, label, counts, means, runs):
-    print(f'Throughput, generator to checking sink, {label}; median of {runs} runs, '
-          'range in brackets:')
+def with_baseline(paths, baseline):
+    """`paths` with the --baseline build's row after each one-session row."""
+    out = []
+    for path in paths:
+        out.append(path)
+        if baseline and path[0] in BASELINE_PATHS:
+            out.append(BASELINE_PATHS[path[0]])
+    return out
+
+
+def print_throughput(tput, pinning, label, counts, means, runs, paths, cat=False):
+    if cat:
+        print(f'The same streams from `cat FILE` to `cat >/dev/null`, start to exit, {label}; '
+              f'median of {runs} runs, range in brackets:')
+    else:
+        print(f'Throughput, generator to checking sink, {label}; median of {runs} runs, '
+              'range in brackets:')
     print()
-    print('| messages | path | messages/s | MB/s | ÷ direct |')
+    print('| messages | path | messages/s | MB/s | ÷ ' + ('cat \\| cat |' if cat else 'direct |'))
     print('| --- | --- | ---: | ---: | ---: |')
     for workload, key in WORKLOADS:
-        base = median_run(tput[(pinning, workload, 'direct')], key)[key]
+        base = median_run(tput[(pinning, workload, paths[0][0])], key)[key]
         what = (f'{counts[workload]:,} × ~{means[workload]:.0f} B' if workload == 'small'
                 else f'{counts[workload]:,} × 1 MiB')
-        for path, text in THROUGHPUT_PATHS:
+        for path, text in paths:
             runs_ = tput[(pinning, workload, path)]
             r = median_run(runs_, key)
             cells = {'messages_per_s': fmt_rate(r['messages_per_s']),
@@ -319,9 +380,11 @@ def main():
     parser.add_argument('--only', choices=['throughput', 'latency'],
                         help='run only one half')
     parser.add_argument('--keep', metavar='DIR', help='work in DIR and keep it')
+    parser.add_argument('--baseline', metavar='PICKLEWAY',
+                        help='another build, run on the one-session paths beside this one')
     args = parser.parse_args()
 
-    for tool in (args.pickleway, args.load):
+    for tool in (args.pickleway, args.load) + ((args.baseline,) if args.baseline else ()):
         if not os.access(tool, os.X_OK):
             sys.exit(f'relay_bench: {tool} is not built')
     if not (shutil.which('taskset') and hasattr(os, 'sched_getaffinity')
@@ -332,6 +395,9 @@ def main():
     pinnings = [('one-cpu', pin, f'every process pinned to CPU {PIN_CPU} (taskset -c {PIN_CPU})'),
                 ('unpinned', [], f'unpinned ({os.cpu_count()} CPUs shared by every process)')]
     have_socat = shutil.which('socat') is not None
+    throughput_paths = with_baseline(THROUGHPUT_PATHS, args.baseline)
+    cat_paths = with_baseline([p for p in CAT_PATHS if have_socat or p[0] != 'cat-socat'],
+                              args.baseline)
 
     print('command:', shlex.join([sys.executable] + sys.argv))
     print(f'machine: {machine_info()}; build: {build_info(args.pickleway)}; '
@@ -351,6 +417,14 @@ def main():
     write_corpus(ping, [ping_message()])
     counts = {'small': max(1000, int(SMALL_COUNT * args.scale)),
               'large': max(8, int(LARGE_COUNT * args.scale))}
+    # The cat paths' streams: what gen writes, in files.
+    streams = {}
+    if args.only != 'latency':
+        for workload in corpora:
+            streams[workload] = workdir / f'stream-{workload}'
+            with open(streams[workload], 'wb') as out:
+                subprocess.run(bench.gen(corpora[workload], counts[workload]), stdout=out,
+                               check=True, timeout=TIMEOUT)
 
     started = time.monotonic()
     tput = {}  # (pinning, workload, path) -> [sink results]
@@ -362,9 +436,13 @@ def main():
             if args.only != 'latency':
                 for pinning, pin_argv, _ in pinnings:
                     for workload, _ in WORKLOADS:
-                        for path, _ in THROUGHPUT_PATHS:
-                            r = bench.throughput(path, corpora[workload], counts[workload],
-                                                 pin_argv)
+                        for path, _ in throughput_paths + cat_paths:
+                            if path.startswith('cat'):
+                                r = bench.cat_stream(path, streams[workload], counts[workload],
+                                                     pin_argv)
+                            else:
+                                r = bench.throughput(path, corpora[workload], counts[workload],
+                                                     pin_argv)
                             tput.setdefault((pinning, workload, path), []).append(r)
                             print(f'  run {run + 1}: {pinning} {workload} {path}: '
                                   f'{r["messages_per_s"]:,.0f} msg/s {r["mb_per_s"]:,.0f} MB/s',
@@ -386,7 +464,9 @@ def main():
 
     if tput:
         for pinning, _, label in pinnings:
-            print_throughput(tput, pinning, label, counts, means, args.runs)
+            print_throughput(tput, pinning, label, counts, means, args.runs, throughput_paths)
+        for pinning, _, label in pinnings:
+            print_throughput(tput, pinning, label, counts, means, args.runs, cat_paths, cat=True)
 
     direct = None
     if lat:
