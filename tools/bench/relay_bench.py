@@ -133,7 +133,8 @@ def wait_ok(proc, log, what):
 class Bench:
     def __init__(self, args, workdir):
         self.pickleway = str(Path(args.pickleway).resolve())
-        self.baseline = str(Path(args.baseline).resolve()) if args.baseline else None
+        baseline = getattr(args, 'baseline', None)  # the other benchmarks have none
+        self.baseline = str(Path(baseline).resolve()) if baseline else None
         self.load = str(Path(args.load).resolve())
         self.dir = workdir
         self.serial = 0
