@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -61,6 +62,7 @@ class fd_stream : public byte_stream {
     auto s = std::make_unique<fd_stream>();
     s->read_ = std::move(fd);
     s->socket_ = true;
+    s->short_read_drains_ = true;
     s->peer_ = std::move(peer);
     return s;
   }
@@ -71,13 +73,22 @@ class fd_stream : public byte_stream {
     s->read_ = std::move(read);
     s->write_ = std::move(write);
     s->peer_ = std::move(peer);
+    // Not for a regular file (stdin redirected from one), which is never
+    // waited on: its reads do not block, and epoll refuses it.
+    struct stat st {};
+    s->short_read_drains_ = s->read_ && ::fstat(s->read_.get(), &st) == 0 &&
+                            (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
     return s;
   }
 
   io_result read(std::span<std::uint8_t> into) noexcept override {
     for (;;) {
       const ssize_t n = ::read(read_.get(), into.data(), into.size());
-      if (n > 0) return io_result::moved(static_cast<std::size_t>(n));
+      if (n > 0) {
+        const auto got = static_cast<std::size_t>(n);
+        if (got < into.size() && short_read_drains_) return io_result::drained(got, read_.get());
+        return io_result::moved(got);
+      }
       if (n == 0) return io_result::end();
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return io_result::blocked(read_.get(), false);
@@ -119,6 +130,7 @@ class fd_stream : public byte_stream {
   unique_fd read_;
   unique_fd write_;
   bool socket_ = false;
+  bool short_read_drains_ = false;  // a pipe, FIFO or stream socket
   std::string peer_;
 };
 

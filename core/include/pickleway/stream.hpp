@@ -32,10 +32,17 @@ struct io_result {
   std::error_code error;
   // For would_block: what to wait on. A TLS stream may need to write in
   // order to read, hence not always the call's own direction.
+  // For done, from read(): -1, or the descriptor to wait on (readable)
+  // when the read drained it, so that the next read would block: a short
+  // read from a pipe, FIFO or stream socket (epoll(7)). The caller may wait
+  // at once and spare the read that would only say so.
   int wait_handle = -1;
   bool wait_writable = false;
 
   static io_result moved(std::size_t n) { return {io_status::done, n, {}, -1, false}; }
+  static io_result drained(std::size_t n, int handle) {
+    return {io_status::done, n, {}, handle, false};
+  }
   static io_result blocked(int handle, bool writable) {
     return {io_status::would_block, 0, {}, handle, writable};
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "engine/link.hpp"
 #include "pickleway/errc.hpp"
@@ -75,6 +76,14 @@ asio::awaitable<void> pump::run(waiter& w) {
         if (co_await take_from_link()) continue;
         co_return;  // the instance ended
       }
+      if (drained_ >= 0) {
+        // The last read emptied the source: wait, rather than read again
+        // only to hear that it would block.
+        fd = std::exchange(drained_, -1);
+        if (in_begin_ == in_end_) give_back_buffers();
+        if (co_await w.wait(fd, false)) co_return;  // cancelled: the instance has ended
+        continue;
+      }
       const bool shared = in_begin_ == in_end_ && reader_->wanted() <= read_chunk;
       if (!shared) make_room();
       const std::span<std::uint8_t> room =
@@ -82,6 +91,7 @@ asio::awaitable<void> pump::run(waiter& w) {
       const io_result r = from_.stream->read(room);
       switch (r.status) {
         case io_status::done:
+          drained_ = r.wait_handle;
           if (shared) {
             take_shared({room.data(), r.bytes});
           } else {

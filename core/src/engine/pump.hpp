@@ -112,6 +112,9 @@ class pump {
   std::vector<std::uint8_t> out_;
   std::size_t out_begin_ = 0;
 
+  // The descriptor the last read drained (io_result::drained), or -1: the
+  // next read waits on it first.
+  int drained_ = -1;
   bool source_done_ = false;  // EOF or a read error: no more input
   bool input_closed_ = false; // nothing more will be decoded
   bool failed_ = false;
