@@ -20,7 +20,8 @@ Two measurements on each path:
               times; median and p99
 
 Every measurement runs --runs times, interleaved, unpinned; the tables give
-the median run and the range. This script is also each peer, run as
+the median run and the range. --baseline PICKLEWAY adds the hop run with
+another build, in turns with the rest. This script is also each peer, run as
 `mpc_bench.py peer MODE SOCKET COUNT`.
 """
 
@@ -121,7 +122,7 @@ def measure(args, workdir, path, server_mode, client_mode, count, serial):
     hop = None
     client_at = server_at
     try:
-        if path == 'hop':
+        if path in ('hop', 'hop-baseline'):
             client_at = workdir / f'hop-{serial}.sock'
             config = workdir / f'hop-{serial}.yaml'
             config.write_text('sessions:\n  - name: hop\n'
@@ -129,7 +130,8 @@ def measure(args, workdir, path, server_mode, client_mode, count, serial):
                               'framing: length}\n'
                               f'    b: {{transport: unix, connect: {json.dumps(str(server_at))}, '
                               'framing: length}\n')
-            hop = subprocess.Popen([args.pickleway, 'run', str(config)], stdin=subprocess.DEVNULL,
+            binary = args.baseline if path == 'hop-baseline' else args.pickleway
+            hop = subprocess.Popen([binary, 'run', str(config)], stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             hop_log = LogReader(hop.stderr)
             hop_log.wait_for(r'session hop: listening on', 10)
@@ -158,8 +160,15 @@ def main():
     parser.add_argument('--pickleway', default='build/pickleway')
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--scale', type=float, default=1.0)
+    parser.add_argument('--baseline', metavar='PICKLEWAY',
+                        help='another build, run on the hop beside this one')
     args = parser.parse_args()
     args.pickleway = str(Path(args.pickleway).resolve())
+    if args.baseline:
+        args.baseline = str(Path(args.baseline).resolve())
+    paths = [('direct', 'Client → Listener'), ('hop', 'Client → pickleway → Listener')]
+    if args.baseline:
+        paths.append(('hop-baseline', 'Client → pickleway → Listener, the --baseline build'))
     count = max(1000, int(COUNT * args.scale))
     pings = max(200, int(PINGS * args.scale))
     print('command:', shlex.join([sys.executable] + sys.argv))
@@ -167,12 +176,12 @@ def main():
           f'python {sys.version.split()[0]}')
     print()
 
-    rates, trips = {'direct': [], 'hop': []}, {'direct': [], 'hop': []}
+    rates, trips = {p: [] for p, _ in paths}, {p: [] for p, _ in paths}
     workdir = Path(tempfile.mkdtemp(prefix='mpc_bench.'))
     serial = 0
     try:
         for run in range(args.runs):
-            for path in ('direct', 'hop'):
+            for path, _ in paths:
                 serial += 1
                 rates[path].append(measure(args, workdir, path, 'sink', 'send', count, serial))
                 serial += 1
@@ -194,7 +203,7 @@ def main():
     print('| --- | ---: | ---: | ---: | ---: | ---: |')
     base_rate = median_run(rates['direct'], 'messages_per_s')['messages_per_s']
     base_trip = median_run(trips['direct'], 'median_us')['median_us']
-    for path, what in (('direct', 'Client → Listener'), ('hop', 'Client → pickleway → Listener')):
+    for path, what in paths:
         r = median_run(rates[path], 'messages_per_s')['messages_per_s']
         t = median_run(trips[path], 'median_us')
         adds = '—' if path == 'direct' else f'{t["median_us"] - base_trip:.1f} µs'

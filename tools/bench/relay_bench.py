@@ -38,9 +38,9 @@ pickling, so what is left is the path):
   cat-spawn  one pickleway: a: spawn cat FILE, b: spawn cat >/dev/null
   cat-socat  socat -u EXEC:'cat FILE',pipes SYSTEM:'cat >/dev/null',pipes
 
---baseline PICKLEWAY adds one-session rows (spawn, cat-spawn) run with
-another build, interleaved with the rest: a change measured before and
-after in one run.
+--baseline PICKLEWAY adds one-session rows (spawn, cat-spawn, and the
+pickleway round trip) run with another build, interleaved with the rest: a
+change measured before and after in one run.
 
 Round-trip time of a 64-byte ping-pong, every process pinned to CPU 1:
 
@@ -294,6 +294,8 @@ class Bench:
             self.hop(first, second, pin)
         elif path == 'pickleway':
             self.spawn(first, second, pin)
+        elif path == 'pickleway-baseline':
+            self.spawn(first, second, pin, self.baseline)
         elif path == 'socat':
             self.socat(first, second, pin, pipes=True)
         else:  # socat-socketpair
@@ -331,6 +333,7 @@ CAT_PATHS = [
 BASELINE_PATHS = {
     'spawn': ('spawn-baseline', 'pickleway, one session spawn→spawn: the --baseline build'),
     'cat-spawn': ('cat-spawn-baseline', 'pickleway, one session, cat ends: the --baseline build'),
+    'pickleway': ('pickleway-baseline', 'one pickleway hop: the --baseline build'),
 }
 WORKLOADS = [('small', 'messages_per_s'), ('large', 'mb_per_s')]
 
@@ -397,6 +400,7 @@ def main():
                 ('unpinned', [], f'unpinned ({os.cpu_count()} CPUs shared by every process)')]
     have_socat = shutil.which('socat') is not None
     throughput_paths = with_baseline(THROUGHPUT_PATHS, args.baseline)
+    latency_paths = with_baseline(LATENCY_PATHS, args.baseline)
     cat_paths = with_baseline([p for p in CAT_PATHS if have_socat or p[0] != 'cat-socat'],
                               args.baseline)
 
@@ -449,7 +453,7 @@ def main():
                                   f'{r["messages_per_s"]:,.0f} msg/s {r["mb_per_s"]:,.0f} MB/s',
                                   file=sys.stderr, flush=True)
             if args.only != 'throughput':
-                for path, _ in LATENCY_PATHS:
+                for path, _ in latency_paths:
                     if path.startswith('socat') and not have_socat:
                         continue
                     r = bench.latency(path, ping, pin)
@@ -478,7 +482,7 @@ def main():
         print('| path | pinning | median µs | p99 µs | hop adds (median − direct) |')
         print('| --- | --- | ---: | ---: | ---: |')
         direct = median_run(lat['direct'], 'median_us')['median_us']
-        for path, text in LATENCY_PATHS:
+        for path, text in latency_paths:
             if path not in lat:
                 continue
             r = median_run(lat[path], 'median_us')
