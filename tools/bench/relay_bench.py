@@ -243,20 +243,27 @@ class Bench:
         if run.returncode != 0:
             raise Failed(f'{shlex.join(argv)} exited with {run.returncode}: {run.stderr}')
 
-    # --- the measurements ---
-    def throughput(self, path, corpus, count, pin=()):
-        out = self._fresh('sink').with_suffix('.json')
-        first, second = self.gen(corpus, count), self.sink(corpus, count, out)
-        if path == 'direct':
+    def route(self, path, first, second, pin):
+        """first and second, on the path of that name in the tables."""
+        if path in ('direct', 'cat'):
             self.direct(first, second, pin)
         elif path == 'hop':
             self.hop(first, second, pin)
-        elif path == 'spawn':
+        elif path in ('spawn', 'cat-spawn', 'pickleway'):
             self.spawn(first, second, pin)
-        elif path == 'spawn-baseline':
+        elif path.endswith('-baseline'):
             self.spawn(first, second, pin, self.baseline)
+        elif path == 'socat':
+            self.socat(first, second, pin, pipes=True)
+        elif path == 'socat-socketpair':
+            self.socat(first, second, pin, pipes=False)
         else:
             self.two_processes(path, first, second, pin)
+
+    # --- the measurements ---
+    def throughput(self, path, corpus, count, pin=()):
+        out = self._fresh('sink').with_suffix('.json')
+        self.route(path, self.gen(corpus, count), self.sink(corpus, count, out), pin)
         r = read_result(out)
         if r['messages'] != count:
             raise Failed(f'{path}: the sink got {r["messages"]} messages of {count}')
@@ -266,13 +273,9 @@ class Bench:
         """`stream` (a file of `count` messages) from cat to cat >/dev/null, through `path`."""
         first, second = ['cat', str(stream)], ['sh', '-c', 'exec cat >/dev/null']
         started = time.monotonic()
-        if path == 'cat':
-            self.direct(first, second, pin)
-        elif path == 'cat-spawn':
-            self.spawn(first, second, pin)
-        elif path == 'cat-spawn-baseline':
-            self.spawn(first, second, pin, self.baseline)
-        else:  # cat-socat; -u: one way, so no 0.5 s wait once the sink's side ends
+        if path != 'cat-socat':
+            self.route(path, first, second, pin)
+        else:  # -u: one way, so no 0.5 s wait once the sink's side ends
             if re.search(r'[\s,:!\\\'"]', str(stream)):
                 raise Failed(f'socat cannot take this path in EXEC: {stream}')
             argv = list(pin) + ['socat', '-u', f'EXEC:cat {stream},pipes',
@@ -287,19 +290,7 @@ class Bench:
 
     def latency(self, path, corpus, pin):
         out = self._fresh('ping').with_suffix('.json')
-        first, second = self.ping(corpus, out), self.pong()
-        if path == 'direct':
-            self.direct(first, second, pin)
-        elif path == 'hop':
-            self.hop(first, second, pin)
-        elif path == 'pickleway':
-            self.spawn(first, second, pin)
-        elif path == 'pickleway-baseline':
-            self.spawn(first, second, pin, self.baseline)
-        elif path == 'socat':
-            self.socat(first, second, pin, pipes=True)
-        else:  # socat-socketpair
-            self.socat(first, second, pin, pipes=False)
+        self.route(path, self.ping(corpus, out), self.pong(), pin)
         return read_result(out)
 
 
