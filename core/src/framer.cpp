@@ -234,9 +234,10 @@ template <bool collect>
 std::size_t framer::skim(const std::uint8_t* base, std::size_t pos, std::size_t bound,
                          unsigned& protocols) {
   // MEMOIZE's key is the count so far, and Python's PUTs count up too: the
-  // next dense slot, unless the message PUT keys out of order; then parse()
-  // does it all. The loop counts them, and they are stored once it ends.
-  if (pos >= bound || memo_count_ != memo_.size()) return pos;
+  // next dense slot, unless the message PUT keys out of order or far off;
+  // then parse() does it all. The loop counts them, and they are stored
+  // once it ends.
+  if (pos >= bound || memo_count_ != memo_.size() || !sparse_memo_.empty()) return pos;
   std::size_t memoized = 0;
   unsigned bits = protocols;
   for (;;) {
@@ -464,13 +465,8 @@ frame_status framer::parse(bytes_view data) {
         break;
       }
       case action::memoize:
-        // MEMOIZE keys are the count so far: the next dense slot, always.
-        if (memo_count_ == memo_.size()) {
-          memo_.push_back(1);
-          ++memo_count_;
-        } else {
-          define_memo(memo_count_);
-        }
+        // MEMOIZE's key is the count so far.
+        define_memo(memo_count_);
         break;
       case action::put:
       case action::get: {
@@ -504,18 +500,32 @@ void framer::define_memo(std::uint64_t key) {
   // beyond the dense range (hand-made or hostile) goes to the sparse set so
   // that one opcode cannot make the framer allocate a huge array.
   constexpr std::uint64_t dense_reach = 4096;
-  if (key == memo_.size()) {
+  if (key == memo_.size() && sparse_memo_.empty()) {
     memo_.push_back(1);
     ++memo_count_;
-  } else if (key < memo_.size()) {
+    return;
+  }
+  if (key >= memo_.size() && key < memo_.size() + dense_reach) grow_memo(static_cast<std::size_t>(key) + 1);
+  if (key < memo_.size()) {
     memo_count_ += memo_[key] == 0;
     memo_[key] = 1;
-  } else if (key < memo_.size() + dense_reach) {
-    memo_.resize(static_cast<std::size_t>(key), 0);
-    memo_.push_back(1);
-    ++memo_count_;
   } else {
     memo_count_ += sparse_memo_.insert(key).second;
+  }
+}
+
+void framer::grow_memo(std::size_t size) {
+  memo_.resize(size, 0);
+  // Far-off keys the dense range now takes in move into it: each key is
+  // counted once (MEMOIZE's key is the count, as len(memo) is CPython's)
+  // and found where use_memo() looks. No sparse key is below memo_.size().
+  for (auto it = sparse_memo_.begin(); it != sparse_memo_.end();) {
+    if (*it < size) {
+      memo_[static_cast<std::size_t>(*it)] = 1;
+      it = sparse_memo_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 

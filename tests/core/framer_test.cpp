@@ -116,6 +116,24 @@ TEST_CASE("a message that reads a memo entry it did not define") {
     CHECK(r.messages[1].undefined_memo_uses == 1);
     CHECK(r.clean_end);
   }
+  SUBCASE("a far-off key the dense keys later reach is counted once, as CPython counts it") {
+    // PUT 4098 goes to the far-off keys; 4,096 MEMOIZEs bring the dense keys
+    // up to it; PUT 4098 again defines no new key, so the next MEMOIZE's key
+    // is 4098 and key 4099 was never defined: CPython says "Memo value not
+    // found at index 4099".
+    std::string msg = "\x80\x04(Np1\nNp4098\n"s;
+    for (int i = 0; i < 4096; ++i) msg += "N\x94";
+    msg += "Np4098\nN\x94j"s;
+    const std::size_t get_at = msg.size() - 1;
+    const std::string tail = "\x03\x10\x00\x00l."s;  // LONG_BINGET 4099, LIST, STOP
+    const auto bad = frame(msg + tail);
+    REQUIRE(bad.error);
+    CHECK(bad.error->code == errc::undefined_memo);
+    CHECK(bad.error->offset == get_at);
+    const auto good = frame(msg + "\x02\x10\x00\x00l."s);  // LONG_BINGET 4098
+    CHECK(good.messages.size() == 1);
+    CHECK_FALSE(good.error);
+  }
   SUBCASE("far-off PUT keys are remembered too") {
     const auto r = frame("\x80\x02]r\x00\x00\x00\x10j\x00\x00\x00\x10\x86."s);
     CHECK(r.messages.size() == 1);

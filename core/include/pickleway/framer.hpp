@@ -119,6 +119,7 @@ class framer {
   frame_status reject(bytes_view data, errc code, std::size_t at, int opcode,
                       std::string detail);
   void define_memo(std::uint64_t key);
+  void grow_memo(std::size_t size);
   bool use_memo(std::uint64_t key);
 
   framer_options options_;
