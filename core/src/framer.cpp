@@ -206,6 +206,18 @@ frame_status framer::start_message(bytes_view data) {
     // without a turn of its loop.
     declared_proto_ = data[1];
     pos_ = 2;
+    // And the FRAME that protocol 4+ pickles open with, when it is whole
+    // and within max_message (else parse() says why).
+    constexpr std::size_t framed = 2 + 1 + 8;
+    if (data.size() >= framed && data[2] == static_cast<std::uint8_t>(op::FRAME) &&
+        options_.max_message >= framed) {
+      const std::uint64_t length = detail::load_le(data.data() + 3, 8);
+      if (length <= options_.max_message - framed) {
+        frame_end_ = framed + static_cast<std::size_t>(length);
+        info_.frames.push_back(2);
+        pos_ = framed;
+      }
+    }
   }
   return parse(data);
 }
