@@ -531,13 +531,9 @@ void framer::grow_memo(std::size_t size) {
   // Far-off keys the dense range now takes in move into it: each key is
   // counted once (MEMOIZE's key is the count, as len(memo) is CPython's)
   // and found where use_memo() looks. No sparse key is below memo_.size().
-  for (auto it = sparse_memo_.begin(); it != sparse_memo_.end();) {
-    if (*it < size) {
-      memo_[static_cast<std::size_t>(*it)] = 1;
-      it = sparse_memo_.erase(it);
-    } else {
-      ++it;
-    }
+  while (!sparse_memo_.empty() && *sparse_memo_.begin() < size) {
+    memo_[static_cast<std::size_t>(*sparse_memo_.begin())] = 1;
+    sparse_memo_.erase(sparse_memo_.begin());
   }
 }
 

@@ -10,9 +10,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <set>
 #include <span>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "pickleway/errc.hpp"
@@ -143,7 +143,9 @@ class framer {
   // Which memo keys the message has defined: dense keys, 1 where defined,
   // and far-off keys.
   std::vector<std::uint8_t> memo_;
-  std::unordered_set<std::uint64_t> sparse_memo_;
+  // Ordered, so that the keys the dense range grows over are found at its
+  // front, not by a scan of all of them at each growth.
+  std::set<std::uint64_t> sparse_memo_;
   std::size_t memo_count_ = 0;
 
   message_info info_;
